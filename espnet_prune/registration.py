@@ -21,6 +21,7 @@ from collections.abc import Callable
 REGISTRATIONS: dict[str, list[str]] = {
     "s3prl.hub": ["espnet_prune.wavlm.s3prl_upstream:register_s3prl_upstreams"],
     "espnet2.tasks.diar": ["espnet_prune.diar.frontends:register_espnet_frontends"],
+    "espnet2.train.dataset": ["espnet_prune.espnet_compat:install_rttm_loader"],
 }
 
 _done: set[tuple[str, str]] = set()

@@ -1,0 +1,153 @@
+"""Kaldi-style data directories for diarization: ``wav.scp``, ``rttm``, optional ``uem``.
+
+Validation runs up front so that a bad corpus fails in seconds with the file and line named,
+not hours later inside a training step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from espnet_prune.errors import DataError
+from espnet_prune.utils.audio import check_audio
+from espnet_prune.utils.rttm import RttmSegment, read_rttm
+
+# Annotations may run slightly past the end of the audio (rounding in corpus tools).
+END_TOLERANCE = 0.5
+
+
+def read_scp(path: str | Path) -> dict[str, str]:
+    """``key value`` lines; the value may contain spaces; duplicates are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file does not exist")
+    table: dict[str, str] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) != 2:
+            raise DataError(f"{path}:{lineno}: expected '<key> <value>', got {line!r}")
+        key, value = parts
+        if key in table:
+            raise DataError(f"{path}:{lineno}: duplicate key {key!r}")
+        table[key] = value
+    return table
+
+
+def read_uem(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """``recording channel start end`` lines (NIST UEM) → ``{rec: [(start, end), ...]}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: UEM file does not exist")
+    uem: dict[str, list[tuple[float, float]]] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith(("#", ";")):
+            continue
+        if len(fields) != 4:
+            raise DataError(
+                f"{path}:{lineno}: expected 'recording channel start end', got {line!r}"
+            )
+        try:
+            start, end = float(fields[2]), float(fields[3])
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: start/end are not numbers: {line!r}") from None
+        if not 0 <= start < end:
+            raise DataError(f"{path}:{lineno}: need 0 <= start < end, got {start} {end}")
+        uem.setdefault(fields[0], []).append((start, end))
+    if not uem:
+        raise DataError(f"{path}: UEM file is empty")
+    return uem
+
+
+def write_uem(path: str | Path, uem: dict[str, list[tuple[float, float]]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for rec in sorted(uem):
+            for start, end in uem[rec]:
+                fh.write(f"{rec} 1 {start:.3f} {end:.3f}\n")
+
+
+@dataclass
+class DataDir:
+    path: Path
+    wavs: dict[str, str]
+    rttm: dict[str, list[RttmSegment]] = field(default_factory=dict)
+    uem: dict[str, list[tuple[float, float]]] | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def recordings(self) -> list[str]:
+        return sorted(self.wavs)
+
+
+def _resolve_wav(value: str, scp: Path, lineno_of: dict[str, int], key: str) -> str:
+    if value.rstrip().endswith("|"):
+        raise DataError(
+            f"{scp}:{lineno_of[key]}: piped wav.scp commands are not supported; "
+            "write 16 kHz mono audio files and list their paths"
+        )
+    wav = Path(value)
+    if not wav.is_absolute() and not wav.exists():
+        # Kaldi convention: relative to the recipe directory (cwd); accept relative to data dir too
+        candidate = scp.parent / wav
+        if candidate.exists():
+            return str(candidate)
+    return value
+
+
+def validate_data_dir(
+    path: str | Path, sample_rate: int = 16000, require_rttm: bool = True
+) -> DataDir:
+    """Read and check a data dir; raises :class:`DataError` naming the file (and line)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: data directory does not exist")
+    scp = path / "wav.scp"
+    wavs = read_scp(scp)
+    if not wavs:
+        raise DataError(f"{scp}: no recordings listed")
+    lineno_of = {}
+    for lineno, line in enumerate(scp.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            lineno_of[line.split()[0]] = lineno
+    durations = {}
+    for key in list(wavs):
+        wavs[key] = _resolve_wav(wavs[key], scp, lineno_of, key)
+        try:
+            info = check_audio(wavs[key], sample_rate)
+        except DataError as exc:
+            raise DataError(f"{scp}:{lineno_of[key]} ({key}): {exc}") from None
+        durations[key] = info.duration
+
+    rttm_path = path / "rttm"
+    rttm: dict[str, list[RttmSegment]] = {}
+    if rttm_path.exists():
+        rttm = read_rttm(rttm_path)
+        for lineno, line in enumerate(rttm_path.read_text(encoding="utf-8").splitlines(), 1):
+            fields = line.split()
+            if len(fields) < 5 or fields[0] != "SPEAKER":
+                continue
+            rec = fields[1]
+            if rec not in wavs:
+                raise DataError(f"{rttm_path}:{lineno}: recording {rec!r} is not in {scp}")
+            end = float(fields[3]) + float(fields[4])
+            if end > durations[rec] + END_TOLERANCE:
+                raise DataError(
+                    f"{rttm_path}:{lineno}: segment ends at {end:.3f} s, after the end of "
+                    f"{rec!r} ({durations[rec]:.3f} s)"
+                )
+    elif require_rttm:
+        raise DataError(f"{rttm_path}: RTTM file does not exist (needed for training/scoring)")
+
+    uem = None
+    uem_path = path / "uem"
+    if uem_path.exists():
+        uem = read_uem(uem_path)
+        for rec, spans in uem.items():
+            if rec not in wavs:
+                raise DataError(f"{uem_path}: recording {rec!r} is not in {scp}")
+            if max(end for _, end in spans) > durations[rec] + END_TOLERANCE:
+                raise DataError(f"{uem_path}: UEM of {rec!r} ends after its audio")
+    return DataDir(path=path, wavs=wavs, rttm=rttm, uem=uem, durations=durations)
