@@ -1,5 +1,257 @@
-"""Diarization frontends (filled in by the EEND-task work)."""
+"""Diarization frontends (ESPnet ``AbsFrontend``): waveform ``[B, T]`` → features ``[B, F, D]``.
+
+SSL frontends combine all L+1 hidden states with a bias-free ``Linear(L+1 → 1)`` (no softmax,
+as in the reference recipe) and scale the gradient reaching the CNN feature extractor.  Each
+frontend states its frame geometry in samples (``frame_shift``, ``frame_length``) so the data
+pipeline can label chunks at the model's frame rate without building the model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+
+from espnet_prune.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity whose backward multiplies the gradient by ``scale``."""
+    return _ScaleGrad.apply(x, scale)
+
+
+class _GradScaleHook:
+    """Forward hook: scales the gradient flowing back into a module (all its parameters)."""
+
+    def __init__(self, scale: float):
+        self.scale = scale
+
+    def __call__(self, module, inputs, output):
+        if self.scale == 1.0 or not torch.is_grad_enabled():
+            return output
+        if isinstance(output, torch.Tensor):
+            return scale_grad(output, self.scale)
+        if isinstance(output, tuple) and output and isinstance(output[0], torch.Tensor):
+            return (scale_grad(output[0], self.scale), *output[1:])
+        return output
+
+
+def frames_from_lengths(lengths: torch.Tensor, frame_shift: int, frame_length: int):
+    return torch.clamp(torch.div(lengths - frame_length, frame_shift, rounding_mode="floor") + 1, 0)
+
+
+class DiarFrontend(AbsFrontend):
+    """Common interface: ``frame_shift``/``frame_length`` in samples, upstream parameters."""
+
+    frame_shift: int = 320
+    frame_length: int = 400
+
+    @classmethod
+    def frame_geometry(cls, **conf) -> tuple[int, int]:
+        """(frame_shift, frame_length) in samples for a frontend built with ``conf``."""
+        return cls.frame_shift, cls.frame_length
+
+    def upstream_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters of the pre-trained model (trained with the small learning rate)."""
+        return []
+
+
+class LayerWeightedSum(torch.nn.Module):
+    """Bias-free ``Linear(L+1 → 1)`` over stacked hidden states, initialised to the mean."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.weights = torch.nn.Linear(num_layers, 1, bias=False)
+        torch.nn.init.constant_(self.weights.weight, 1.0 / num_layers)
+
+    def forward(self, hidden_states: list[torch.Tensor]) -> torch.Tensor:
+        if len(hidden_states) != self.weights.in_features:
+            raise ValueError(
+                f"expected {self.weights.in_features} hidden states, got {len(hidden_states)}"
+            )
+        return self.weights(torch.stack(hidden_states, dim=-1)).squeeze(-1)
+
+
+class FbankFrontend(DiarFrontend):
+    """80-dim Kaldi-style log-mel filterbank (25 ms / 10 ms), per-utterance mean removed."""
+
+    def __init__(
+        self,
+        fs: int = 16000,
+        n_mels: int = 80,
+        frame_length_ms: float = 25.0,
+        frame_shift_ms: float = 10.0,
+        dither: float = 0.0,
+        normalize: bool = True,
+    ):
+        super().__init__()
+        self.fs = fs
+        self.n_mels = n_mels
+        self.frame_length_ms = frame_length_ms
+        self.frame_shift_ms = frame_shift_ms
+        self.dither = dither
+        self.normalize = normalize
+        self.frame_shift, self.frame_length = self.frame_geometry(
+            fs=fs, frame_length_ms=frame_length_ms, frame_shift_ms=frame_shift_ms
+        )
+
+    @classmethod
+    def frame_geometry(cls, **conf) -> tuple[int, int]:
+        fs = conf.get("fs", 16000)
+        shift = round(fs * conf.get("frame_shift_ms", 10.0) / 1000)
+        length = round(fs * conf.get("frame_length_ms", 25.0) / 1000)
+        return shift, length
+
+    def output_size(self) -> int:
+        return self.n_mels
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor):
+        from torchaudio.compliance import kaldi
+
+        frame_lengths = frames_from_lengths(speech_lengths, self.frame_shift, self.frame_length)
+        max_frames = int(frame_lengths.max()) if frame_lengths.numel() else 0
+        feats = speech.new_zeros(speech.shape[0], max_frames, self.n_mels)
+        for b in range(speech.shape[0]):
+            n = int(frame_lengths[b])
+            if n == 0:
+                continue
+            wav = speech[b, : int(speech_lengths[b])].float()[None] * 32768.0
+            fb = kaldi.fbank(
+                wav,
+                num_mel_bins=self.n_mels,
+                frame_length=self.frame_length_ms,
+                frame_shift=self.frame_shift_ms,
+                dither=self.dither if self.training else 0.0,
+                sample_frequency=self.fs,
+                energy_floor=0.0,
+            )[:n]
+            if self.normalize:
+                fb = fb - fb.mean(dim=0, keepdim=True)
+            feats[b, :n] = fb.to(feats.dtype)
+        return feats, frame_lengths
+
+
+class S3prlLayersFrontend(DiarFrontend):
+    """Any s3prl upstream (``upstream`` name + ``path_or_url``), all layers weighted-summed."""
+
+    def __init__(
+        self,
+        upstream: str = "wavlm_base_plus",
+        path_or_url: str | None = None,
+        cnn_grad_scale: float = 0.1,
+        normalize: bool = False,
+        extra_conf: dict | None = None,
+        frame_shift: int = 320,
+        frame_length: int = 400,
+    ):
+        super().__init__()
+        from s3prl.nn import S3PRLUpstream
+
+        if upstream not in S3PRLUpstream.available_names():
+            raise ConfigError(f"unknown s3prl upstream {upstream!r}")
+        self.upstream = S3PRLUpstream(
+            upstream, path_or_url=path_or_url, normalize=normalize, extra_conf=extra_conf
+        )
+        rate = self.upstream.downsample_rates[-1]
+        if rate != frame_shift:
+            raise ConfigError(
+                f"s3prl upstream {upstream!r} has a frame shift of {rate} samples; set "
+                f"frontend_conf.frame_shift (and frame_length) to match, not {frame_shift}"
+            )
+        self.frame_shift, self.frame_length = frame_shift, frame_length
+        self.cnn_grad_scale = cnn_grad_scale
+        inner = getattr(self.upstream.upstream, "model", None)
+        if inner is not None and hasattr(inner, "feature_grad_mult"):
+            inner.feature_grad_mult = cnn_grad_scale  # s3prl sets 0 (frozen CNN) by default
+        else:
+            logger.warning("s3prl upstream %s: no CNN gradient scaling available", upstream)
+        self.layer_sum = LayerWeightedSum(self.upstream.num_layers)
+        self._output_size = self.upstream.hidden_sizes[-1]
+
+    @classmethod
+    def frame_geometry(cls, **conf) -> tuple[int, int]:
+        return conf.get("frame_shift", 320), conf.get("frame_length", 400)
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def upstream_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.upstream.parameters())
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor):
+        hidden_states, lengths = self.upstream(speech, speech_lengths)
+        frame_lengths = frames_from_lengths(speech_lengths, self.frame_shift, self.frame_length)
+        feats = self.layer_sum(hidden_states)
+        # s3prl counts ceil(T / shift) frames; keep the frames the CNN really computes
+        frame_lengths = torch.minimum(frame_lengths, lengths[-1].to(frame_lengths.device))
+        return feats[:, : int(frame_lengths.max())], frame_lengths
+
+
+class WavLMPrunableFrontend(DiarFrontend):
+    """The project's (possibly pruned) WavLM from an ``espnet_prune.wavlm`` checkpoint."""
+
+    def __init__(self, path: str, cnn_grad_scale: float = 0.1):
+        super().__init__()
+        from espnet_prune.wavlm import load_wavlm
+
+        self.path = str(path)
+        self.wavlm = load_wavlm(path)
+        self.cnn_grad_scale = cnn_grad_scale
+        self.wavlm.feature_extractor.register_forward_hook(_GradScaleHook(cnn_grad_scale))
+        with torch.no_grad():
+            hidden_states, _ = self.wavlm.extract_features(torch.zeros(1, 2 * self.frame_length))
+        self.layer_sum = LayerWeightedSum(len(hidden_states))
+        self._output_size = hidden_states[-1].shape[-1]
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def upstream_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.wavlm.parameters())
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor):
+        hidden_states, lengths = self.wavlm.extract_features(speech, speech_lengths)
+        frame_lengths = frames_from_lengths(speech_lengths, self.frame_shift, self.frame_length)
+        if lengths is not None:
+            frame_lengths = torch.minimum(frame_lengths, lengths.to(frame_lengths.device))
+        feats = self.layer_sum(hidden_states)
+        return feats[:, : int(frame_lengths.max())], frame_lengths
+
+
+FRONTENDS: dict[str, type[DiarFrontend]] = {
+    "fbank": FbankFrontend,
+    "s3prl": S3prlLayersFrontend,
+    "wavlm_prunable": WavLMPrunableFrontend,
+}
+
+
+def frame_geometry(frontend: str, frontend_conf: dict | None = None) -> tuple[int, int]:
+    """(frame_shift, frame_length) in samples of the frontend named in a config."""
+    if frontend not in FRONTENDS:
+        raise ConfigError(f"unknown frontend {frontend!r}; choose one of {sorted(FRONTENDS)}")
+    return FRONTENDS[frontend].frame_geometry(**(frontend_conf or {}))
 
 
 def register_espnet_frontends(diar_task_module) -> None:
-    """Called right after ``espnet2.tasks.diar`` is imported: adds our frontends there."""
+    """Called right after ``espnet2.tasks.diar`` is imported: adds our frontends there.
+
+    ESPnet's own ``s3prl`` choice is left alone; ours is offered there as ``s3prl_layers``.
+    """
+    classes = diar_task_module.frontend_choices.classes
+    classes.setdefault("fbank", FbankFrontend)
+    classes.setdefault("s3prl_layers", S3prlLayersFrontend)
+    classes.setdefault("wavlm_prunable", WavLMPrunableFrontend)
