@@ -77,4 +77,5 @@ def test_s3prl_hub_gets_plugin_upstream():
         print("wavlm_prunable_local" in S3PRLUpstream.available_names())
         """
     )
-    assert out.split() == ["True", "True"]
+    # s3prl prints notes about optional upstreams it cannot import; our two lines come last
+    assert out.split()[-2:] == ["True", "True"]

@@ -1,0 +1,1 @@
+../../../ami/diar1/local/download.py

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# AMI SDM (Array1-01) with the BUT AMI-diarization-setup "only_words" references and UEMs
+# → data/{train,dev,test} (train 134 of the 136 listed meetings have SDM audio, dev 18, test 16).
+set -euo pipefail
+log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+
+data=data        # output root: data/${prefix}{train,dev,test}
+prefix=          # e.g. "ami_" when several corpora share one data root
+download=true    # fetch (resumably) whatever is missing into ${AMI} first
+lists=           # meeting lists (default local/ami_splits)
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+while [ $# -gt 0 ]; do
+    name=${1#--}; name=${name//-/_}
+    if [[ $1 != --* ]] || [ $# -lt 2 ] || ! declare -p "${name}" >/dev/null 2>&1; then
+        echo "$0: unknown option or missing value: $1" >&2; exit 1
+    fi
+    printf -v "${name}" '%s' "$2"; shift 2
+done
+. ./db.sh
+if [ -z "${AMI:-}" ]; then
+    log "Set AMI in db.sh (download directory: amicorpus/ and AMI-diarization-setup/ go there)"
+    exit 1
+fi
+lists=${lists:-${here}/ami_splits}
+
+if "${download}" && [ ! -f "${AMI}/.complete" ]; then
+    log "Downloading AMI SDM audio and the AMI-diarization-setup references into ${AMI}"
+    python "${here}/download_ami.py" --ami "${AMI}" --lists "${lists}"
+    touch "${AMI}/.complete"
+fi
+log "Preparing AMI data dirs under ${data}"
+python "${here}/prepare_ami.py" --ami_audio "${AMI}/amicorpus" \
+    --setup "${AMI}/AMI-diarization-setup" --lists "${lists}" --data "${data}" --prefix "${prefix}"

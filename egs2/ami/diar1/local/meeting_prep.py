@@ -1,0 +1,1 @@
+../../../aishell4/diar1/local/meeting_prep.py
