@@ -5,7 +5,10 @@ import sys
 
 import pytest
 
-LIGHT_CLIS = ["wavlm_convert", "wavlm_stats", "wavlm_prune", "wavlm_bench", "diar_score"]
+LIGHT_CLIS = [
+    "wavlm_convert", "wavlm_stats", "wavlm_prune", "wavlm_bench", "diar_score", "diar_bench",
+    "diar_plda", "validate_data",
+]
 
 
 @pytest.mark.parametrize("name", LIGHT_CLIS)

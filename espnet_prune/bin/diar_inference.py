@@ -1,0 +1,201 @@
+"""Diarize every recording of a wav.scp with a trained powerset EEND model.
+
+Writes ``OUTPUT/rttm`` (all recordings) and ``OUTPUT/rttm_per_recording/<rec>.rttm``. A
+recording in which nothing is detected gets an empty per-recording file and no lines in
+``rttm``. ``--config`` is a YAML file with the fields of
+:class:`espnet_prune.infer.pipeline.InferenceConfig` plus ``embedding: {name, conf}``
+(``resemblyzer``, or ``wespeaker_resnet34`` with ``conf: {checkpoint: DIR_OR_FILE}``) and
+``clustering: {name: ahc|vbx, ...}`` (VBx needs ``plda: FILE.npz`` from ``diar_plda``).
+The model is ``build_model_from_file(train_config)`` with ``model_file`` loaded strictly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from espnet_prune.errors import ConfigError
+from espnet_prune.utils.cli import run_main
+
+DEFAULT_EMBEDDING = {"name": "resemblyzer", "conf": {}}
+DEFAULT_CLUSTERING = {"name": "ahc", "threshold": 0.7, "min_cluster_size": 30}
+# AHC distance threshold when the config gives no clustering: the recipe's 0.70 belongs to the
+# WeSpeaker ResNet34; resemblyzer's d-vectors are closer together (tuned on mini_meeting
+# dev+test with oracle segmentation, see espnet_prune/infer/BENCHMARKS.md)
+DEFAULT_AHC_THRESHOLD = {"resemblyzer": 0.45, "wespeaker_resnet34": 0.7}
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model_file", required=True, help="e.g. EXP/valid.loss.ave.pth")
+    parser.add_argument("--train_config", required=True, help="EXP/config.yaml")
+    parser.add_argument("--wav_scp", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--config", default=None, help="inference YAML (see module docstring)")
+    parser.add_argument("--ngpu", type=int, default=0, choices=(0, 1))
+    parser.add_argument("--num_speakers", type=int, default=None)
+    parser.add_argument("--min_speakers", type=int, default=None)
+    parser.add_argument("--max_speakers", type=int, default=None)
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def load_inference_config(path: str | None) -> dict:
+    if path is None:
+        return {}
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: inference config does not exist")
+    conf = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    if not isinstance(conf, dict):
+        raise ConfigError(f"{file}: expected a mapping at top level")
+    return conf
+
+
+def build_clustering(conf: dict):
+    from espnet_prune.infer.clustering import AgglomerativeClustering, VBxClustering
+
+    conf = dict(conf)
+    name = conf.pop("name", "ahc")
+    if name == "ahc":
+        return AgglomerativeClustering(**conf)
+    if name == "vbx":
+        from espnet_prune.infer.plda import Plda
+
+        plda_path = conf.pop("plda", None)
+        return VBxClustering(Plda.load(plda_path) if plda_path else None, **conf)
+    raise ConfigError(f"unknown clustering {name!r} (ahc, vbx)")
+
+
+def build_pipeline_parts(conf: dict, overrides: dict):
+    """InferenceConfig, embedding extractor and clustering from the YAML mapping."""
+    from espnet_prune.infer.embeddings import build_embedding
+    from espnet_prune.infer.pipeline import InferenceConfig
+
+    conf = dict(conf)
+    embedding_conf = conf.pop("embedding", DEFAULT_EMBEDDING)
+    clustering_conf = conf.pop("clustering", None)
+    if clustering_conf is None:
+        name = embedding_conf.get("name", "resemblyzer")
+        clustering_conf = dict(DEFAULT_CLUSTERING, threshold=DEFAULT_AHC_THRESHOLD.get(name, 0.7))
+    known = {f.name for f in dataclasses.fields(InferenceConfig)}
+    unknown = sorted(set(conf) - known)
+    if unknown:
+        raise ConfigError(f"unknown inference option(s) {', '.join(unknown)}; known: {known}")
+    conf.update({k: v for k, v in overrides.items() if v is not None})
+    config = InferenceConfig(**conf)
+    embedding = build_embedding(
+        embedding_conf.get("name", "resemblyzer"), **embedding_conf.get("conf", {})
+    )
+    return config, embedding, build_clustering(clustering_conf)
+
+
+def model_segmentation(model, device: str):
+    """Wrap ``model.predict`` as the pipeline's numpy-in, numpy-out segmentation callable."""
+    import torch
+
+    def segmentation(batch: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            speech = torch.from_numpy(batch).to(device)
+            log_probs = model.predict(speech, torch.from_numpy(lengths).to(device))
+        return log_probs.float().cpu().numpy()
+
+    powerset = copy.deepcopy(model.powerset).cpu()
+
+    def to_multilabel(log_probs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return powerset.to_multilabel(torch.from_numpy(log_probs)).numpy()
+
+    return segmentation, to_multilabel
+
+
+def diarize_recordings(pipeline, wavs: dict[str, str], output_dir: str | Path) -> dict:
+    """Run ``pipeline`` on every recording and write the RTTMs; returns segments per recording."""
+    from espnet_prune.infer.pipeline import WavFileAudio
+    from espnet_prune.utils.rttm import write_rttm
+
+    output_dir = Path(output_dir)
+    per_recording = output_dir / "rttm_per_recording"
+    per_recording.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for rec in sorted(wavs):
+        audio = WavFileAudio(wavs[rec], sample_rate=pipeline.config.sample_rate)  # streamed
+        results[rec] = pipeline(audio, rec)
+        write_rttm(per_recording / f"{rec}.rttm", results[rec])
+    write_rttm(output_dir / "rttm", [seg for segs in results.values() for seg in segs])
+    return results
+
+
+def load_model(train_config: str, model_file: str, device: str):
+    """The trained model, its state dict loaded strictly (ESPnet itself ignores bad keys)."""
+    import torch
+
+    from espnet_prune.errors import CheckpointError
+    from espnet_prune.tasks.diar import PowersetDiarizationTask
+    from espnet_prune.wavlm.checkpoint import load_state_dict_strict
+
+    if not Path(train_config).is_file():
+        raise ConfigError(f"{train_config}: training config does not exist")
+    if not Path(model_file).is_file():
+        raise CheckpointError(f"{model_file}: model file does not exist")
+    model, _ = PowersetDiarizationTask.build_model_from_file(train_config, None, device)
+    try:
+        state = torch.load(model_file, map_location=device, weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise CheckpointError(f"{model_file}: cannot read model file ({exc})") from None
+    if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
+        state = state["module"]  # deepspeed layout, as ESPnet accepts it
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{model_file}: expected a state dict, got {type(state).__name__}")
+    load_state_dict_strict(model, state, model_file)
+    return model.eval()
+
+
+def resolve_device(ngpu: int) -> str:
+    if ngpu == 0:
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("--ngpu 1 given but no CUDA device is available")
+    return "cuda"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    from espnet_prune.infer.pipeline import DiarizationPipeline
+    from espnet_prune.utils.audio import check_audio
+    from espnet_prune.utils.datadir import read_scp
+
+    wavs = read_scp(args.wav_scp)
+    if not wavs:
+        raise ConfigError(f"{args.wav_scp}: no recordings listed")
+    for path in wavs.values():
+        check_audio(path)  # fail before loading the model
+    config, embedding, clustering = build_pipeline_parts(
+        load_inference_config(args.config),
+        {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers,
+         "max_speakers": args.max_speakers},
+    )
+    device = resolve_device(args.ngpu)
+    model = load_model(args.train_config, args.model_file, device)
+    embedding = embedding.to(device)
+    segmentation, to_multilabel = model_segmentation(model, device)
+    pipeline = DiarizationPipeline(
+        segmentation, to_multilabel, model.frame_shift, model.frame_length, embedding,
+        clustering, config, progress=not args.no_progress,
+    )
+    diarize_recordings(pipeline, wavs, args.output_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,215 @@
+"""Speed and memory of the whole diarization pipeline on CPU (random weights: timing only).
+
+The model is the paper's EEND model around a WavLM of a given shape (``base_plus`` unpruned,
+``base_plus_s80``: the released 80 %-sparse Base+ structure), fed through the same
+:class:`~espnet_prune.infer.pipeline.DiarizationPipeline` as real inference, with resemblyzer
+embeddings and AHC. The recording is synthetic speech-like audio (harmonic "voices" taking
+turns, with overlaps and pauses).
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000
+# (unpruned, pruned) WavLM presets and Conformer settings per benchmark preset
+PRESETS = {
+    "base_plus": (("base_plus", "base_plus_s80"), {}),
+    "tiny": (
+        ("tiny", "tiny_pruned"),
+        dict(output_size=32, attention_heads=2, linear_units=64, num_blocks=1,
+             cnn_module_kernel=7),
+    ),
+}
+
+
+def wavlm_preset(name: str):
+    from espnet_prune.wavlm import WavLMConfig, wavlm_config
+
+    if name == "tiny_pruned":  # a tiny model with pruned-looking per-layer structure
+        conf = wavlm_config("tiny").to_dict()
+        conf.update(conv_channels=[16, 24, 16, 16, 24, 16, 16], kept_heads=[[0, 2], [1], []],
+                    ffn_dims=[24, 8, 16], use_attention=[True, True, False])
+        return WavLMConfig.from_dict(conf)
+    return wavlm_config(name)
+
+
+def build_model(wavlm_name: str, encoder_conf: dict, seed: int = 0):
+    """EEND model (WavLM frontend + Conformer + powerset head) with random weights, eval."""
+    import torch
+
+    from espnet_prune.diar.encoder import PowersetConformerEncoder
+    from espnet_prune.diar.frontends import WavLMPrunableFrontend
+    from espnet_prune.diar.model import PowersetDiarizationModel
+    from espnet_prune.wavlm import WavLM, save_wavlm
+
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "wavlm.pt"
+        save_wavlm(WavLM(wavlm_preset(wavlm_name)), path)
+        frontend = WavLMPrunableFrontend(str(path))
+    width = encoder_conf.get("output_size", 256)
+    encoder = PowersetConformerEncoder(input_size=width, **encoder_conf)
+    return PowersetDiarizationModel(frontend=frontend, encoder=encoder).eval()
+
+
+def synthetic_turns(duration: float, num_speakers: int = 4, seed: int = 0):
+    """Turns ``(start, end, speaker)``: 0.5-6 s long, 20 % overlapping the previous one."""
+    rng = np.random.default_rng(seed)
+    turns, t = [], 0.0
+    while t < duration:
+        speaker = int(rng.integers(num_speakers))
+        length = float(rng.uniform(0.5, 6.0))
+        turns.append((t, min(t + length, duration), speaker))
+        t += length + (float(rng.uniform(-0.5, 0.0)) if rng.uniform() < 0.2
+                       else float(rng.uniform(0.1, 1.5)))
+    return turns
+
+
+def render(turns, first: int, last: int, seed: int = 0) -> np.ndarray:
+    """Samples ``[first, last)`` of the recording: a faint noise floor plus, per turn, a
+    harmonic voice whose pitch (100 + 40·speaker Hz, ±10 Hz vibrato) marks the speaker."""
+    rng = np.random.default_rng([seed, first])
+    audio = rng.standard_normal(last - first, dtype=np.float32)
+    audio *= 0.003
+    for start, end, speaker in turns:
+        lo, hi = max(int(start * RATE), first), min(int(end * RATE), last)
+        if lo >= hi:
+            continue
+        t = (np.arange(lo, hi) - int(start * RATE)) / RATE
+        base = 100.0 + 40.0 * speaker
+        phase = 2 * np.pi * (base * t - 10.0 / (2 * np.pi * 3.0) * np.cos(2 * np.pi * 3.0 * t))
+        voice = sum(np.sin(k * phase) / k for k in range(1, 5))
+        audio[lo - first : hi - first] += (0.1 * voice).astype(np.float32)
+    return audio
+
+
+def synthetic_recording(duration: float, num_speakers: int = 4, seed: int = 0):
+    """(float32 audio, turns) of a synthetic conversation of ``duration`` s."""
+    turns = synthetic_turns(duration, num_speakers, seed)
+    return render(turns, 0, int(duration * RATE), seed), turns
+
+
+def write_synthetic_wav(path, duration: float, num_speakers: int = 4, seed: int = 0,
+                        block: float = 60.0):
+    """The same conversation written to a 16-bit WAV block by block (bounded memory)."""
+    import soundfile as sf
+
+    turns = synthetic_turns(duration, num_speakers, seed)
+    total, step = int(duration * RATE), int(block * RATE)
+    with sf.SoundFile(str(path), "w", samplerate=RATE, channels=1, subtype="PCM_16") as out:
+        for first in range(0, total, step):
+            out.write(render(turns, first, min(first + step, total), seed))
+    return turns
+
+
+class ReferenceActivity:
+    """Segmentation for timing: runs the model on every batch (that is what is timed) but
+    returns hard powerset decisions made from the synthetic turns, so that the embedding and
+    clustering load is that of a real conversation rather than of a random network's output."""
+
+    def __init__(self, model_segmentation, turns, num_samples, starts, frame_shift,
+                 frame_length, powerset):
+        import torch
+
+        self.model_segmentation = model_segmentation
+        self.powerset = powerset
+        num_frames = int(np.ceil(num_samples / frame_shift))
+        centre = (frame_length - frame_shift) / 2 / RATE
+        middle = centre + (np.arange(num_frames) + 0.5) * frame_shift / RATE
+        speakers = max((s for _, _, s in turns), default=0) + 1
+        self.reference = np.zeros((num_frames, speakers), dtype=np.float32)
+        for start, end, speaker in turns:
+            lo, hi = np.searchsorted(middle, [start, end])
+            self.reference[lo:hi, speaker] = 1
+        self.offsets = list(np.asarray(starts) // frame_shift)
+        self.calls = 0
+        self.torch = torch
+
+    def __call__(self, batch, lengths):
+        torch = self.torch
+        log_probs = self.model_segmentation(batch, lengths)  # timed, then replaced
+        frames, classes = log_probs.shape[1], log_probs.shape[2]
+        k = self.powerset.max_speakers_per_chunk
+        out = np.full((len(batch), frames, classes), -1e4, dtype=np.float32)
+        for row in range(len(batch)):
+            offset = self.offsets[self.calls]
+            self.calls += 1
+            chunk = self.reference[offset : offset + frames]
+            top = np.argsort(-chunk.sum(0))[:k]
+            local = np.zeros((frames, k), dtype=np.float32)
+            local[: len(chunk), : len(top)] = chunk[:, top]
+            # more than max_speakers_per_frame active: keep the first ones
+            index = self.powerset.to_powerset(torch.from_numpy(local)).numpy()
+            out[row, np.arange(frames), index] = 0.0
+        return out
+
+
+class Timed:
+    """Wraps a callable and adds its wall time to ``seconds``."""
+
+    def __init__(self, function):
+        self.function, self.seconds = function, 0.0
+
+    def __call__(self, *args):
+        start = time.perf_counter()
+        try:
+            return self.function(*args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def run_pipeline(model, audio: np.ndarray, turns, window: float, step: float | None,
+                 batch_size: int, embedding=None) -> dict:
+    """Diarize ``audio`` once; wall time split into segmentation, embeddings and the rest."""
+    from espnet_prune.bin.diar_inference import model_segmentation
+    from espnet_prune.infer.clustering import AgglomerativeClustering
+    from espnet_prune.infer.embeddings import ResemblyzerEmbedding
+    from espnet_prune.infer.pipeline import DiarizationPipeline, InferenceConfig
+
+    config = InferenceConfig(window=window, step=step, batch_size=batch_size)
+    network, to_multilabel = model_segmentation(model, "cpu")
+    network = Timed(network)
+    embedding = Timed(embedding or ResemblyzerEmbedding())
+    pipeline = DiarizationPipeline(
+        None, to_multilabel, model.frame_shift, model.frame_length, embedding,
+        AgglomerativeClustering(), config,
+    )
+    pipeline.segmentation = ReferenceActivity(
+        network, turns, len(audio), pipeline.window_starts(len(audio))[2], model.frame_shift,
+        model.frame_length, model.powerset,
+    )
+    cpu_start, start = cpu_seconds(), time.perf_counter()
+    segments = pipeline(audio, "bench")
+    total = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_start
+    duration = len(audio) / RATE
+    return {
+        "audio_seconds": duration,
+        "windows": int(len(pipeline.window_starts(len(audio))[2])),
+        "wall_seconds": round(total, 3),
+        "rtf": round(total / duration, 4),
+        "cpu_seconds": round(cpu, 3),
+        "cpu_rtf": round(cpu / duration, 4),
+        "segmentation_seconds": round(network.seconds, 3),
+        "embedding_seconds": round(embedding.seconds, 3),
+        "other_seconds": round(total - network.seconds - embedding.seconds, 3),
+        "speakers_found": len({s.speaker for s in segments}),
+    }
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads): on a shared machine, wall time
+    depends on the neighbours; CPU time / number of cores bounds the wall time on idle cores."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

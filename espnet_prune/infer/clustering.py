@@ -1,0 +1,222 @@
+"""Global speaker clustering of local speaker embeddings: agglomerative (AHC) and VBx.
+
+Both give centroids in their own scoring space (``.space(embeddings)``: unit-length
+embeddings for AHC, the PLDA space for VBx); the pipeline then assigns every (window, local
+speaker) embedding to a centroid, including the embeddings left out of clustering because
+their window had too little single-speaker speech. VBx follows Landini et al., "Bayesian HMM
+clustering of x-vector sequences (VBx) in speaker diarization" (CSL 2022), in its variant
+without HMM transitions, on PLDA-whitened embeddings (see :mod:`espnet_prune.infer.plda`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp, softmax
+
+from espnet_prune.errors import ConfigError
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _target_count(found: int, num: int | None, lo: int | None, hi: int | None) -> int | None:
+    if num is not None:
+        return num
+    if lo is not None and found < lo:
+        return lo
+    if hi is not None and found > hi:
+        return hi
+    return None
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.stack([x[labels == k].mean(0) for k in np.unique(labels)])
+
+
+def ahc_labels(
+    embeddings: np.ndarray,
+    threshold: float,
+    min_cluster_size: int = 1,
+    num_clusters: int | None = None,
+    min_clusters: int | None = None,
+    max_clusters: int | None = None,
+) -> np.ndarray:
+    """Centroid-linkage AHC on unit-length embeddings (euclidean), labels 0..K-1.
+
+    Clusters smaller than ``min_cluster_size`` (capped at 10 % of the embeddings, so that short
+    recordings keep their speakers) are merged into the nearest large cluster. A requested count
+    is met by cutting the dendrogram where it has that many large clusters.
+    """
+    num = len(embeddings)
+    if num == 0:
+        return np.zeros(0, dtype=int)
+    if num == 1:
+        return np.zeros(1, dtype=int)
+    x = l2_normalize(embeddings.astype(np.float64))
+    tree = linkage(x, method="centroid", metric="euclidean")
+    min_size = max(1, min(min_cluster_size, round(0.1 * num)))
+
+    def split(labels: np.ndarray) -> np.ndarray:
+        sizes = np.bincount(labels)
+        large = np.flatnonzero(sizes >= min_size)
+        if len(large) == 0:
+            return np.zeros(num, dtype=int)
+        centroids = l2_normalize(np.stack([x[labels == k].mean(0) for k in large]))
+        nearest = np.argmax(x @ centroids.T, axis=1)
+        keep = np.isin(labels, large)
+        out = np.where(keep, np.searchsorted(large, labels), nearest)
+        return np.unique(out, return_inverse=True)[1]
+
+    labels = split(fcluster(tree, threshold, criterion="distance") - 1)
+    target = _target_count(int(labels.max()) + 1, num_clusters, min_clusters, max_clusters)
+    if target is None:
+        return labels
+    target = max(1, min(target, num))
+    for cut in range(target, num + 1):
+        candidate = split(fcluster(tree, cut, criterion="maxclust") - 1)
+        if candidate.max() + 1 == target:
+            return candidate
+    return fcluster(tree, target, criterion="maxclust") - 1
+
+
+def vbx(
+    features: np.ndarray,
+    phi: np.ndarray,
+    init_labels: np.ndarray,
+    fa: float = 0.07,
+    fb: float = 0.8,
+    max_iters: int = 20,
+    init_smoothing: float = 7.0,
+    epsilon: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Variational Bayes clustering of PLDA-whitened ``features`` [T, D].
+
+    Model: x_t = V y_s + e_t with e_t ~ N(0, I), y_s ~ N(0, I), V = diag(sqrt(phi)); ``fa`` scales
+    the acoustic likelihoods, ``fb`` the speaker-model prior. Returns responsibilities
+    gamma [T, S], speaker priors pi [S] and the ELBO after every iteration.
+    """
+    t_len, dim = features.shape
+    gamma = np.zeros((t_len, int(init_labels.max()) + 1))
+    gamma[np.arange(t_len), init_labels] = 1.0
+    gamma = softmax(gamma * init_smoothing, axis=1)
+    pi = np.full(gamma.shape[1], 1.0 / gamma.shape[1])
+    sqrt_phi = np.sqrt(phi)
+    rho = features * sqrt_phi  # x_t^T V, [T, D]
+    const = -0.5 * (np.sum(features**2, axis=1, keepdims=True) + dim * np.log(2 * np.pi))
+    elbos: list[float] = []
+    for _ in range(max_iters):
+        counts = gamma.sum(0)  # [S]
+        precision = 1.0 + (fa / fb) * counts[:, None] * phi  # L_s (diagonal), [S, D]
+        alpha = (fa / fb) * (gamma.T @ rho) / precision  # posterior means, [S, D]
+        log_lik = fa * (
+            rho @ alpha.T - 0.5 * ((alpha**2 + 1.0 / precision) @ phi)[None, :] + const
+        )
+        log_joint = log_lik + np.log(np.maximum(pi, 1e-300))
+        log_evidence = logsumexp(log_joint, axis=1, keepdims=True)
+        gamma = np.exp(log_joint - log_evidence)
+        pi = gamma.sum(0) / t_len
+        kl = 0.5 * fb * np.sum(np.log(precision) + 1.0 / precision + alpha**2 - 1.0)
+        elbos.append(float(log_evidence.sum() - kl))
+        if len(elbos) > 1 and elbos[-1] - elbos[-2] < epsilon:
+            break
+    return gamma, pi, elbos
+
+
+class AgglomerativeClustering:
+    """Centroid-linkage AHC (the recipe's clustering: threshold 0.70, min cluster size 30)."""
+
+    def __init__(self, threshold: float = 0.7, min_cluster_size: int = 30):
+        self.threshold = threshold
+        self.min_cluster_size = min_cluster_size
+
+    def space(self, embeddings: np.ndarray) -> np.ndarray:
+        """Where centroids live and assignments are scored (cosine): unit-length embeddings."""
+        return l2_normalize(embeddings)
+
+    def centroids(
+        self,
+        embeddings: np.ndarray,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+    ) -> np.ndarray:
+        labels = ahc_labels(
+            embeddings, self.threshold, self.min_cluster_size, num_speakers, min_speakers,
+            max_speakers,
+        )
+        return _centroids(l2_normalize(embeddings), labels)
+
+
+class VBxClustering:
+    """AHC initialisation (threshold 0.6) refined by VBx (Fa 0.07, Fb 0.8, 20 iterations)."""
+
+    def __init__(
+        self,
+        plda,
+        threshold: float = 0.6,
+        fa: float = 0.07,
+        fb: float = 0.8,
+        max_iters: int = 20,
+        min_speaker_prior: float = 1e-7,
+    ):
+        if plda is None:
+            raise ConfigError(
+                "VBx clustering needs a PLDA model: estimate one from training embeddings "
+                "(espnet_prune.infer.plda.estimate_plda) or give its .npz file"
+            )
+        self.plda = plda
+        self.threshold, self.fa, self.fb = threshold, fa, fb
+        self.max_iters, self.min_speaker_prior = max_iters, min_speaker_prior
+
+    def space(self, embeddings: np.ndarray) -> np.ndarray:
+        """Where centroids live and assignments are scored (cosine): the PLDA space."""
+        return self.plda.transform(np.asarray(embeddings, dtype=np.float64))
+
+    def centroids(
+        self,
+        embeddings: np.ndarray,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+    ) -> np.ndarray:
+        features = self.space(embeddings)
+        if len(features) < 2:
+            return features.copy()
+        init = ahc_labels(embeddings, self.threshold)
+        gamma, pi, _ = vbx(
+            features, self.plda.phi, init, self.fa, self.fb, max_iters=self.max_iters
+        )
+        keep = pi > self.min_speaker_prior
+        gamma = gamma[:, keep]
+        found = gamma.shape[1]
+        target = _target_count(found, num_speakers, min_speakers, max_speakers)
+        if target is not None and target != found:
+            # VBx has no count constraint: fall back to k-means with the requested count
+            from sklearn.cluster import KMeans
+
+            target = max(1, min(target, len(features)))
+            unit = l2_normalize(features)
+            labels = KMeans(n_clusters=target, n_init=10, random_state=0).fit_predict(unit)
+            return _centroids(features, labels)
+        weights = gamma / np.maximum(gamma.sum(0, keepdims=True), 1e-12)
+        return weights.T @ features
+
+
+def assign(
+    embeddings: np.ndarray, centroids: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Nearest centroid (cosine) per embedding; within a group (the local speakers of one
+    window) no two embeddings get the same centroid when there are enough centroids."""
+    scores = l2_normalize(embeddings) @ l2_normalize(centroids).T
+    labels = np.argmax(scores, axis=1)
+    if groups is None or len(centroids) < 2:
+        return labels
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        if 1 < len(members) <= len(centroids):
+            rows, cols = linear_sum_assignment(-scores[members])
+            labels[members[rows]] = cols
+    return labels

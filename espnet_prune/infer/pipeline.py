@@ -1,0 +1,268 @@
+"""Sliding-window EEND inference with global speaker clustering (METHOD.md §3).
+
+One streaming pass over the windows of a recording: segmentation (any callable mapping a batch
+of windows to powerset log-probabilities) → hard powerset decision → local speaker activities →
+median filter → per-frame speaker count and one embedding per active (window, local speaker)
+from its single-speaker frames. Then clustering, reconstruction on the global frame grid and
+binarisation with the speaker count. Memory is bounded by per-frame arrays (frames × speakers),
+the embeddings, bit-packed local activities (windows × local speakers × frames / 8 bytes) and
+the clustering of at most ``max_cluster_embeddings`` embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from espnet_prune.errors import DataError
+from espnet_prune.infer.clustering import assign
+from espnet_prune.utils.rttm import RttmSegment
+
+Segmentation = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class InferenceConfig:
+    window: float = 8.0  # seconds
+    step: float | None = None  # seconds; default: step_ratio × window
+    step_ratio: float = 0.1  # the paper's 10 % of the window
+    batch_size: int = 16
+    median_filter: int = 11  # frames
+    min_clean_fraction: float = 0.1  # below: embedding set aside, assigned after clustering
+    min_duration_off: float = 0.0  # seconds; shorter gaps within a speaker are filled
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    sample_rate: int = 16000
+    # AHC's distance matrix grows as N²: above this many clean embeddings (a recording of
+    # roughly 40 min at the paper's 0.8 s step) an evenly spaced subsample is clustered and
+    # every embedding is then assigned to the nearest centroid. 0: no limit.
+    max_cluster_embeddings: int = 6000
+
+    @property
+    def step_seconds(self) -> float:
+        return self.step if self.step is not None else self.step_ratio * self.window
+
+
+class WavFileAudio:
+    """A checked 16-bit/float WAV (or any soundfile format) read by slices, so that long
+    recordings are never held in memory as a whole; ``len()`` is the number of samples."""
+
+    ndim = 1
+
+    def __init__(self, path, sample_rate: int = 16000):
+        from espnet_prune.utils.audio import check_audio
+
+        self.path = str(path)
+        self.num_samples = check_audio(path, sample_rate).num_samples
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        import soundfile as sf
+
+        first, last, _ = index.indices(self.num_samples)
+        if last <= first:
+            return np.zeros(0, dtype=np.float32)
+        try:
+            data, _ = sf.read(self.path, start=first, stop=last, dtype="float32", always_2d=False)
+        except Exception as exc:  # soundfile raises several error types
+            raise DataError(f"{self.path}: cannot read audio ({exc})") from None
+        return data
+
+
+class DiarizationPipeline:
+    """Glue between a segmentation callable, an embedding extractor and a clustering."""
+
+    def __init__(
+        self,
+        segmentation: Segmentation,
+        to_multilabel: Callable[[np.ndarray], np.ndarray],
+        frame_shift: int,
+        frame_length: int,
+        embedding,
+        clustering,
+        config: InferenceConfig | None = None,
+        progress: bool = False,
+    ):
+        self.segmentation = segmentation
+        self.to_multilabel = to_multilabel
+        self.frame_shift, self.frame_length = int(frame_shift), int(frame_length)
+        self.embedding, self.clustering = embedding, clustering
+        self.config = config or InferenceConfig()
+        self.progress = progress
+
+    def window_starts(self, num_samples: int) -> tuple[int, int, np.ndarray]:
+        """Window length and step in samples (step on the frame grid) and the window starts."""
+        cfg = self.config
+        window = int(round(cfg.window * cfg.sample_rate))
+        step = int(round(cfg.step_seconds * cfg.sample_rate / self.frame_shift)) * self.frame_shift
+        if step <= 0 or step > window:
+            raise DataError(f"window step {cfg.step_seconds} s must lie in (0, window]")
+        count = 1 + int(np.ceil(max(num_samples - window, 0) / step))
+        return window, step, np.arange(count) * step
+
+    def __call__(self, audio, recording: str = "rec") -> list[RttmSegment]:
+        """``audio``: float samples ``[T]``, or a :class:`WavFileAudio` read window by window."""
+        cfg = self.config
+        if not isinstance(audio, WavFileAudio):
+            audio = np.asarray(audio, dtype=np.float32)
+            if audio.ndim != 1:
+                raise DataError(
+                    f"{recording}: expected mono audio [samples], got shape {audio.shape}"
+                )
+        if len(audio) < self.frame_length:
+            raise DataError(
+                f"{recording}: audio is {len(audio) / cfg.sample_rate:.3f} s long, shorter than "
+                f"one model frame ({self.frame_length / cfg.sample_rate:.3f} s)"
+            )
+        window, step, starts = self.window_starts(len(audio))
+        num_frames = int(np.ceil(len(audio) / self.frame_shift))
+        count_sum = np.zeros(num_frames, dtype=np.float32)
+        coverage = np.zeros(num_frames, dtype=np.float32)
+        packed, embeddings, owners, clean = [], [], [], []
+        frames_per_window = None
+
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(starts), desc=recording, unit="win", leave=False)
+        for first in range(0, len(starts), cfg.batch_size):
+            batch_starts = starts[first : first + cfg.batch_size]
+            span_start = int(batch_starts[0])
+            span = np.asarray(audio[span_start : int(batch_starts[-1]) + window])
+            batch = np.zeros((len(batch_starts), window), dtype=np.float32)
+            lengths = np.zeros(len(batch_starts), dtype=np.int64)
+            pieces = []
+            for row, start in enumerate(batch_starts):
+                piece = span[start - span_start : start - span_start + window]
+                batch[row, : len(piece)] = piece
+                lengths[row] = len(piece)
+                pieces.append(piece)
+            log_probs = np.asarray(self.segmentation(batch, lengths))
+            activity = np.asarray(self.to_multilabel(log_probs)).astype(np.uint8)  # [B, F, K]
+            if frames_per_window is None:
+                frames_per_window = activity.shape[1]
+            if cfg.median_filter > 1:
+                activity = median_filter(activity, size=(1, cfg.median_filter, 1), mode="nearest")
+            waves = []  # one embedding call per batch of windows (extractors batch inside)
+            for row, start in enumerate(batch_starts):
+                waves += self._accumulate(
+                    pieces[row], first + row, int(start), int(lengths[row]), activity[row],
+                    count_sum, coverage, packed, owners, clean,
+                )
+            if waves:
+                embeddings.append(np.asarray(self.embedding(waves)))
+            if bar is not None:
+                bar.update(len(batch_starts))
+        if bar is not None:
+            bar.close()
+        return self._reconstruct(
+            recording, starts // self.frame_shift, frames_per_window, count_sum, coverage,
+            packed, embeddings, owners, clean,
+        )
+
+    def _accumulate(
+        self, piece, index, start, length, activity, count_sum, coverage, packed, owners, clean,
+    ) -> list[np.ndarray]:
+        """Adds one window's counts and activities; returns the samples to embed (taken from
+        ``piece``, the window's audio)."""
+        valid = min(activity.shape[0], int(np.ceil(length / self.frame_shift)))
+        offset = start // self.frame_shift
+        valid = min(valid, len(count_sum) - offset)
+        activity = activity[:valid]
+        count_sum[offset : offset + valid] += activity.sum(1)
+        coverage[offset : offset + valid] += 1
+        packed.append(np.packbits(activity.T.astype(bool), axis=1))  # [K, ceil(F/8)]
+        single = activity.sum(1) == 1
+        waves = []
+        for speaker in range(activity.shape[1]):
+            active = activity[:, speaker].astype(bool)
+            if not active.any():
+                continue
+            own = active & single
+            frames = own if own.any() else active
+            waves.append(self._samples(piece, 0, frames))
+            owners.append((index, speaker))
+            clean.append(own.sum() >= self.config.min_clean_fraction * valid)
+        return waves
+
+    def _samples(self, audio: np.ndarray, start: int, frames: np.ndarray) -> np.ndarray:
+        """Samples of the selected frames (each frame = its frame_shift hop, centred)."""
+        centre = (self.frame_length - self.frame_shift) // 2
+        edges = np.diff(np.concatenate([[0], frames.astype(np.int8), [0]]))
+        pieces = []
+        for on, off in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            lo = start + centre + on * self.frame_shift
+            hi = start + centre + off * self.frame_shift
+            pieces.append(audio[lo:hi])
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+    def _reconstruct(
+        self, recording, offsets, frames_per_window, count_sum, coverage, packed, embeddings,
+        owners, clean,
+    ) -> list[RttmSegment]:
+        cfg = self.config
+        if not owners:
+            return []  # no speech anywhere: documented empty output
+        x = np.concatenate(embeddings).astype(np.float64)
+        clean = np.asarray(clean, dtype=bool)
+        if not clean.any():
+            clean[:] = True  # nothing clean enough: cluster what there is
+        space = self.clustering.space(x)
+        chosen = np.flatnonzero(clean)
+        if cfg.max_cluster_embeddings and len(chosen) > cfg.max_cluster_embeddings:
+            # AHC needs N²/2 distances: very long recordings cluster an even subsample
+            picks = np.linspace(0, len(chosen) - 1, cfg.max_cluster_embeddings)
+            chosen = chosen[np.unique(np.round(picks).astype(int))]
+        centroids = self.clustering.centroids(
+            x[chosen], cfg.num_speakers, cfg.min_speakers, cfg.max_speakers
+        )
+        windows = np.array([owner[0] for owner in owners])
+        labels = assign(space, centroids, groups=windows)
+
+        num_frames = len(count_sum)
+        score = np.zeros((num_frames, len(centroids)), dtype=np.float32)
+        for (window, speaker), label in zip(owners, labels):
+            bits = np.unpackbits(packed[window][speaker])
+            offset = int(offsets[window])
+            valid = min(frames_per_window, num_frames - offset)
+            score[offset : offset + valid, label] += bits[:valid]
+        covered = np.maximum(coverage, 1)
+        score /= covered[:, None]
+        count = np.rint(count_sum / covered).astype(int)
+        count = np.minimum(count, len(centroids))
+        # binarise: the `count` most active global speakers of each frame
+        order = np.argsort(-score, axis=1, kind="stable")
+        rank = np.empty_like(order)
+        rank[np.arange(num_frames)[:, None], order] = np.arange(len(centroids))[None, :]
+        active = (rank < count[:, None]) & (score > 0)
+        return self._segments(recording, active)
+
+    def _segments(self, recording: str, active: np.ndarray) -> list[RttmSegment]:
+        rate = self.config.sample_rate
+        hop = self.frame_shift / rate
+        centre = (self.frame_length - self.frame_shift) / 2 / rate
+        gap = int(round(self.config.min_duration_off / hop))
+        segments = []
+        for speaker in range(active.shape[1]):
+            edges = np.diff(np.concatenate([[0], active[:, speaker].astype(np.int8), [0]]))
+            ons, offs = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+            merged: list[list[int]] = []
+            for on, off in zip(ons, offs):
+                if merged and on - merged[-1][1] <= gap:
+                    merged[-1][1] = off
+                else:
+                    merged.append([on, off])
+            for on, off in merged:
+                start = max(0.0, centre + on * hop) if on > 0 else 0.0
+                end = centre + off * hop
+                segments.append(
+                    RttmSegment(recording, round(start, 3), round(end - start, 3), f"spk{speaker}")
+                )
+        return sorted(segments, key=lambda s: (s.start, s.speaker))

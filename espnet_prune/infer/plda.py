@@ -1,0 +1,103 @@
+"""PLDA for VBx: centre, length-normalise, LDA, length-normalise, then a two-covariance PLDA
+whose transform makes the within-speaker covariance the identity and the between-speaker
+covariance diagonal (``phi``). Estimated from labelled training embeddings or loaded from .npz."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.linalg import eigh
+
+from espnet_prune.errors import CheckpointError, DataError
+
+KEYS = ("mean1", "lda", "mean2", "plda_mu", "plda_tr", "phi")
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _scatter(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(0)
+    within = np.zeros((x.shape[1], x.shape[1]))
+    between = np.zeros_like(within)
+    for label in np.unique(labels):
+        group = x[labels == label]
+        centred = group - group.mean(0)
+        within += centred.T @ centred
+        diff = group.mean(0) - mean
+        between += len(group) * np.outer(diff, diff)
+    within /= len(x)
+    between /= len(x)
+    within += 1e-6 * np.trace(within) / len(within) * np.eye(len(within))
+    return within, between
+
+
+@dataclass
+class Plda:
+    mean1: np.ndarray
+    lda: np.ndarray  # [D, lda_dim]
+    mean2: np.ndarray
+    plda_mu: np.ndarray
+    plda_tr: np.ndarray  # [lda_dim, lda_dim]
+    phi: np.ndarray  # between-speaker variances, descending
+
+    @property
+    def lda_dim(self) -> int:
+        return self.lda.shape[1]
+
+    def xvector_transform(self, x: np.ndarray) -> np.ndarray:
+        projected = _l2(x - self.mean1) @ self.lda
+        return np.sqrt(self.lda_dim) * _l2(projected - self.mean2)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Embeddings [N, D] → PLDA space [N, lda_dim] (within-speaker covariance = I)."""
+        if x.shape[-1] != len(self.mean1):
+            raise DataError(
+                f"embeddings have dimension {x.shape[-1]}, the PLDA expects {len(self.mean1)}"
+            )
+        return (self.xvector_transform(x) - self.plda_mu) @ self.plda_tr.T
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, **{key: getattr(self, key) for key in KEYS})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plda:
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: PLDA file does not exist")
+        try:
+            with np.load(path) as data:
+                missing = [key for key in KEYS if key not in data]
+                if missing:
+                    raise CheckpointError(f"{path}: PLDA file lacks key(s) {', '.join(missing)}")
+                return cls(**{key: data[key].astype(np.float64) for key in KEYS})
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: cannot read PLDA ({exc})") from None
+
+
+def estimate_plda(embeddings: np.ndarray, speakers, lda_dim: int = 128) -> Plda:
+    """Fit the LDA + PLDA chain on training embeddings with speaker labels.
+
+    ``lda_dim`` is reduced to the embedding dimension when that is smaller.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    labels = np.unique(np.asarray(speakers), return_inverse=True)[1]
+    if labels.max() < 1:
+        raise DataError("PLDA estimation needs embeddings of at least 2 speakers")
+    lda_dim = min(lda_dim, x.shape[1])
+    mean1 = x.mean(0)
+    x1 = _l2(x - mean1)
+    within, between = _scatter(x1, labels)
+    values, vectors = eigh(between, within)
+    lda = vectors[:, np.argsort(values)[::-1][:lda_dim]]
+    projected = x1 @ lda
+    mean2 = projected.mean(0)
+    x2 = np.sqrt(lda_dim) * _l2(projected - mean2)
+    plda_mu = x2.mean(0)
+    within, between = _scatter(x2, labels)
+    values, vectors = eigh(between, within)  # vectors.T @ within @ vectors = I
+    order = np.argsort(values)[::-1]
+    return Plda(mean1, lda, mean2, plda_mu, vectors[:, order].T, np.maximum(values[order], 0.0))

@@ -1,0 +1,186 @@
+"""WeSpeaker ResNet34 speaker embeddings (VoxCeleb, "LM" fine-tuned), as used by the paper.
+
+Reads a local copy of the checkpoint pyannote distributes as
+``pyannote/wespeaker-voxceleb-resnet34-LM`` (``pytorch_model.bin``: a PyTorch Lightning
+checkpoint whose ``state_dict`` holds ``resnet.*`` tensors), a bare state dict with the same
+keys, or WeSpeaker's own ``avg_model.pt`` (same keys without ``resnet.``; its training head
+``projection.*`` is ignored). Front end: Kaldi fbank of the waveform scaled to 16-bit range,
+80 mel bins, 25 ms / 10 ms, Hamming window, no dither, no energy; mean removed over time.
+Network: conv 3×3 (32) → ResNet34 basic blocks [3, 4, 6, 3] with 32/64/128/256 channels →
+mean and unbiased standard deviation over time of the 256 × 10 map → Linear(5120 → 256).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from espnet_prune.errors import CheckpointError
+from espnet_prune.infer.embeddings import SpeakerEmbedding
+
+NUM_MEL_BINS = 80
+BLOCKS_PER_STAGE = (3, 4, 6, 3)
+BASE_CHANNELS = 32
+EMBEDDING_DIM = 256
+IGNORED_PREFIXES = ("projection.",)  # WeSpeaker's classification head (training only)
+
+
+def weighted_stats(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted mean and unbiased weighted standard deviation over time of ``x [B, D, T']``.
+
+    ``weights [B, T]`` (frame weights at the fbank rate) are resampled to ``T'`` by nearest
+    neighbour, as pyannote.audio 4 does; the result is ``[B, 2D]``.
+    """
+    w = nn.functional.interpolate(weights[:, None].float(), size=x.shape[-1], mode="nearest")
+    total = w.sum(-1)
+    mean = (x * w).sum(-1) / total
+    var = (w * (x - mean[..., None]) ** 2).sum(-1) / (total - (w**2).sum(-1) / total)
+    return torch.cat([mean, var.sqrt()], dim=-1)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with batch norm; a 1×1 projection shortcut when the shape changes."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + self.shortcut(x))
+
+
+class ResNet34Trunk(nn.Module):
+    """fbank ``[B, T, 80]`` → embedding ``[B, 256]`` (module names follow the checkpoint)."""
+
+    def __init__(self, feat_dim: int = NUM_MEL_BINS, embed_dim: int = EMBEDDING_DIM):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, BASE_CHANNELS, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(BASE_CHANNELS)
+        in_channels = BASE_CHANNELS
+        for stage, count in enumerate(BLOCKS_PER_STAGE):
+            channels = BASE_CHANNELS * 2**stage
+            blocks = []
+            for index in range(count):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(BasicBlock(in_channels, channels, stride))
+                in_channels = channels
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
+        pooled = (feat_dim // 8) * in_channels  # frequency axis is halved three times
+        self.seg_1 = nn.Linear(2 * pooled, embed_dim)
+
+    def forward(self, fbank: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        x = fbank.transpose(1, 2).unsqueeze(1)  # [B, 1, F, T]
+        x = torch.relu(self.bn1(self.conv1(x)))
+        for stage in range(len(BLOCKS_PER_STAGE)):
+            x = getattr(self, f"layer{stage + 1}")(x)
+        x = x.flatten(1, 2)  # [B, C·F', T'], channel-major
+        if weights is None:
+            stats = torch.cat([x.mean(-1), x.std(-1, unbiased=True)], dim=-1)
+        else:
+            stats = weighted_stats(x, weights)
+        return self.seg_1(stats)
+
+
+class WeSpeakerResNet34(nn.Module):
+    """Waveforms (16 kHz, [-1, 1]) → 256-d embeddings; parameters under ``resnet.``."""
+
+    sample_rate = 16000
+
+    def __init__(self):
+        super().__init__()
+        self.resnet = ResNet34Trunk()
+
+    @staticmethod
+    def fbank(waveform: torch.Tensor) -> torch.Tensor:
+        """``[T]`` → mean-normalised 80-dim log-mel fbank ``[frames, 80]``."""
+        from torchaudio.compliance import kaldi
+
+        feats = kaldi.fbank(
+            waveform[None].float() * 32768.0,
+            num_mel_bins=NUM_MEL_BINS,
+            frame_length=25.0,
+            frame_shift=10.0,
+            dither=0.0,
+            sample_frequency=16000,
+            window_type="hamming",
+            use_energy=False,
+        )
+        return feats - feats.mean(0, keepdim=True)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """One waveform ``[T]`` (≥ 25 ms) → ``[256]``."""
+        return self.resnet(self.fbank(waveform)[None])[0]
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """A hub snapshot directory stands for its ``pytorch_model.bin``."""
+    path = Path(path)
+    return path / "pytorch_model.bin" if path.is_dir() else path
+
+
+def read_wespeaker_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The ``resnet.*`` tensors of a pyannote/WeSpeaker ResNet34 checkpoint (file or hub dir)."""
+    path = checkpoint_file(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: WeSpeaker checkpoint does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        # pyannote's Lightning checkpoints also pickle their task specifications
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise CheckpointError(f"{path}: cannot read checkpoint ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not data:
+        raise CheckpointError(f"{path}: expected a state dict or a checkpoint with 'state_dict'")
+    state = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or key.startswith(IGNORED_PREFIXES):
+            continue
+        state[key if key.startswith("resnet.") else f"resnet.{key}"] = value
+    return state
+
+
+def load_wespeaker_resnet34(path: str | Path) -> WeSpeakerResNet34:
+    """Strict load: a missing, unknown or wrong-shape key is a CheckpointError naming it."""
+    from espnet_prune.wavlm.checkpoint import load_state_dict_strict
+
+    model = WeSpeakerResNet34()
+    load_state_dict_strict(model, read_wespeaker_state_dict(path), checkpoint_file(path))
+    return model.eval()
+
+
+class WeSpeakerEmbedding(SpeakerEmbedding):
+    """Pipeline extractor around :class:`WeSpeakerResNet34` (``checkpoint``: file or dir)."""
+
+    dimension = EMBEDDING_DIM
+
+    def __init__(self, checkpoint: str, device: str = "cpu"):
+        self.model = load_wespeaker_resnet34(checkpoint).to(device)
+        self.device = device
+
+    def to(self, device: str) -> WeSpeakerEmbedding:
+        self.model.to(device)
+        self.device = device
+        return self
+
+    def embed_one(self, waveform: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            wav = torch.from_numpy(np.ascontiguousarray(waveform)).to(self.device)
+            return self.model(wav).float().cpu().numpy()

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from espnet_prune.errors import DataError
+from espnet_prune.infer.clustering import AgglomerativeClustering
+from espnet_prune.infer.pipeline import DiarizationPipeline, InferenceConfig
+from espnet_prune.infer.scoring import score
+
+from .oracle import OracleSegmentation, ToneEmbedding, tone_recording
+
+
+def run_oracle(audio, turns, config, embedding=None, clustering=None):
+    probe = DiarizationPipeline(None, None, 320, 400, None, None, config)
+    _, _, starts = probe.window_starts(len(audio))
+    oracle = OracleSegmentation(turns, len(audio), starts)
+    pipeline = DiarizationPipeline(
+        oracle, oracle.to_multilabel, 320, 400, embedding or ToneEmbedding(),
+        clustering or AgglomerativeClustering(threshold=0.7, min_cluster_size=30), config,
+    )
+    return pipeline(audio, "tones"), oracle
+
+
+def test_oracle_segmentation_and_exact_embeddings_give_near_zero_der():
+    audio, turns = tone_recording(np.random.default_rng(0))
+    hyp, oracle = run_oracle(audio, turns, InferenceConfig(step=0.8))
+    assert oracle.calls == len(oracle.offsets)
+    uem = {"tones": [(0.0, len(audio) / 16000)]}
+    rates = score({"tones": turns}, {"tones": hyp}, uem=uem)["overall"]
+    assert rates["der"] < 0.02, rates
+    assert rates["confusion"] < 0.005
+    assert len({seg.speaker for seg in hyp}) == 3
+
+
+def test_num_speakers_is_respected():
+    audio, turns = tone_recording(np.random.default_rng(1))
+    hyp, _ = run_oracle(audio, turns, InferenceConfig(step=1.6, num_speakers=2))
+    assert len({seg.speaker for seg in hyp}) == 2
+
+
+def test_short_recording_and_silence():
+    rng = np.random.default_rng(2)
+    audio, turns = tone_recording(rng, duration=3.0, num_speakers=1)
+    hyp, _ = run_oracle(audio, turns, InferenceConfig())
+    assert hyp and max(seg.end for seg in hyp) <= 3.0 + 0.02
+    silent = np.zeros(16000 * 10, dtype=np.float32)
+    assert run_oracle(silent, [], InferenceConfig())[0] == []  # documented empty output
+    with pytest.raises(DataError, match="shorter than one model frame"):
+        run_oracle(np.zeros(100, dtype=np.float32), [], InferenceConfig())
+    with pytest.raises(DataError, match="mono"):
+        run_oracle(np.zeros((2, 16000), dtype=np.float32), [], InferenceConfig())
+
+
+def test_long_recordings_cluster_a_subsample_of_embeddings():
+    audio, turns = tone_recording(np.random.default_rng(0))
+    counted = []
+
+    class CountingClustering(AgglomerativeClustering):
+        def centroids(self, embeddings, *args):
+            counted.append(len(embeddings))
+            return super().centroids(embeddings, *args)
+
+    config = InferenceConfig(step=0.8, max_cluster_embeddings=12)
+    hyp, _ = run_oracle(audio, turns, config, clustering=CountingClustering(0.7, 30))
+    assert counted == [12]
+    uem = {"tones": [(0.0, len(audio) / 16000)]}
+    rates = score({"tones": turns}, {"tones": hyp}, uem=uem)["overall"]
+    assert rates["der"] < 0.02, rates  # every embedding is still assigned to a centroid
+
+
+def test_audio_streamed_from_a_file_gives_the_same_result(tmp_path):
+    import soundfile as sf
+
+    from espnet_prune.infer.pipeline import WavFileAudio
+
+    audio, turns = tone_recording(np.random.default_rng(3), duration=20.0)
+    path = tmp_path / "tones.wav"
+    sf.write(path, audio, 16000, subtype="FLOAT")
+    config = InferenceConfig(step=1.6, batch_size=3)
+    in_memory, _ = run_oracle(audio, turns, config)
+    streamed, _ = run_oracle(WavFileAudio(path), turns, config)
+    assert streamed == in_memory and in_memory
