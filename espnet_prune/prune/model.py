@@ -1,0 +1,176 @@
+"""The ESPnet model of the pruning stage: frozen fine-tuned teacher WavLM, gated student copy.
+
+``loss = distillation(student, teacher) [+ λ1(ŝ − t) + λ2(ŝ − t)²] [+ w · diarization loss]``
+
+* The teacher is frozen (``requires_grad=False``), stays in eval mode whatever the trainer
+  asks, and runs under ``no_grad``: it is never updated.
+* ŝ = 1 − E[size(student)] / size(teacher), size = parameters (``target: params``) or MACs per
+  second (``target: macs``), differentiable in the gate log-alphas.
+* t follows :class:`~espnet_prune.prune.schedule.TargetSchedule`, whose position is a buffer and
+  so is restored with the gates and λs when ESPnet resumes from ``checkpoint.pth``.
+* Hybrid: when a diarization model is given, its frontend WavLM *is* the student and its
+  powerset loss is added (the Conformer/head then train with the weights' learning rate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from torch import nn
+
+from espnet_prune.errors import ConfigError
+from espnet_prune.prune.distill import distillation_loss
+from espnet_prune.prune.lagrangian import SparsityLagrangian
+from espnet_prune.prune.schedule import TargetSchedule
+
+TARGETS = ("params", "macs")
+STEP_LOG_COLUMNS = (
+    "step",
+    "target_sparsity",
+    "expected_sparsity",
+    "lambda1",
+    "lambda2",
+    "distill_loss",
+    "loss",
+)
+
+
+def is_main_process() -> bool:
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class DistillPruneModel(AbsESPnetModel):
+    def __init__(
+        self,
+        teacher: nn.Module,
+        student: nn.Module,
+        distill_layers: Sequence[int] = (0, 4, 8, 12),
+        l1_weight: float = 1.0,
+        cos_weight: float = 1.0,
+        regularizer: bool = True,
+        target: str = "params",
+        target_sparsity: float = 0.8,
+        warmup_steps: int = 0,
+        diar_model: nn.Module | None = None,
+        diar_weight: float = 1.0,
+        step_log: str | Path | None = None,
+    ):
+        super().__init__()
+        if target not in TARGETS:
+            raise ConfigError(f"target must be one of {TARGETS}, got {target!r}")
+        if teacher is student:
+            raise ConfigError("teacher and student must be different modules")
+        self.teacher = teacher.requires_grad_(False).eval()
+        self.student = student
+        self.distill_layers = [int(layer) for layer in distill_layers]
+        self.l1_weight = float(l1_weight)
+        self.cos_weight = float(cos_weight)
+        self.target = target
+        self.diar_model = diar_model
+        self.diar_weight = float(diar_weight)
+        if diar_model is not None and diar_model.frontend.wavlm is not student:
+            raise ConfigError("hybrid: the diarization model's frontend WavLM must be the student")
+        self.step_log = Path(step_log) if step_log else None
+        self.use_regularizer = bool(regularizer)
+        if self.use_regularizer:
+            if not list(student.gate_parameters()):
+                raise ConfigError("the regulariser needs a student with pruning gates")
+            self.lagrangian = SparsityLagrangian()
+            self.schedule = TargetSchedule(target_sparsity, warmup_steps)
+        # Reference size: the unpruned teacher (student and teacher start as the same network).
+        self.reference_size = float(self._size(teacher))
+
+    # -- sizes ---------------------------------------------------------------------------
+    def _size(self, wavlm) -> float:
+        return wavlm.num_params() if self.target == "params" else wavlm.macs_per_second()
+
+    def expected_sparsity(self) -> torch.Tensor:
+        if self.target == "params":
+            expected = self.student.expected_num_params()
+        else:
+            expected = self.student.expected_macs()
+        return 1.0 - expected / self.reference_size
+
+    # -- training plumbing ----------------------------------------------------------------
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # dropout off, whatever the trainer asks
+        return self
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by learning-rate group: weights, gate log-alphas, Lagrange multipliers."""
+        log_alphas = list(self.student.gate_parameters()) if self.use_regularizer else []
+        weights = list(self.student.main_parameters())
+        if self.diar_model is not None:
+            in_student = {id(p) for p in self.student.parameters()}
+            weights += [p for p in self.diar_model.parameters() if id(p) not in in_student]
+        lambdas = list(self.lagrangian.parameters()) if self.use_regularizer else []
+        return {"weights": weights, "log_alpha": log_alphas, "lambda": lambdas}
+
+    def forward(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor | None = None,
+        spk_labels: torch.Tensor | None = None,
+        spk_labels_lengths: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        with torch.no_grad():
+            teacher_hiddens, frame_lengths = self.teacher.extract_features(speech, speech_lengths)
+        student_hiddens, _ = self.student.extract_features(speech, speech_lengths)
+        distill, stats = distillation_loss(
+            student_hiddens,
+            teacher_hiddens,
+            self.distill_layers,
+            frame_lengths,
+            self.l1_weight,
+            self.cos_weight,
+        )
+        loss = distill
+        stats["distill_loss"] = distill.detach()
+
+        if self.use_regularizer:
+            expected = self.expected_sparsity()
+            target = self.schedule.current()
+            regularizer = self.lagrangian(expected, target)
+            loss = loss + regularizer
+            stats.update(
+                expected_sparsity=expected.detach(),
+                target_sparsity=torch.tensor(target),
+                lambda1=self.lagrangian.lambda1.detach().clone(),
+                lambda2=self.lagrangian.lambda2.detach().clone(),
+                regularizer=regularizer.detach(),
+            )
+
+        if self.diar_model is not None:
+            if spk_labels is None:
+                raise ConfigError("hybrid pruning needs spk_labels in the batch")
+            diar_loss, _, _ = self.diar_model(
+                speech, speech_lengths, spk_labels, spk_labels_lengths
+            )
+            loss = loss + self.diar_weight * diar_loss
+            stats["diar_loss"] = diar_loss.detach()
+
+        stats["loss"] = loss.detach()
+        if self.training and self.use_regularizer:
+            self._log_step(stats)
+            self.schedule.advance()
+        batch_size = speech.new_tensor(speech.shape[0], dtype=torch.long)
+        return loss, stats, batch_size
+
+    def _log_step(self, stats: dict[str, torch.Tensor]) -> None:
+        if self.step_log is None or not is_main_process():
+            return
+        new = not self.step_log.exists()
+        values = [int(self.schedule.step)] + [float(stats[k]) for k in STEP_LOG_COLUMNS[1:]]
+        with self.step_log.open("a", encoding="utf-8") as f:
+            if new:
+                f.write("\t".join(STEP_LOG_COLUMNS) + "\n")
+            f.write("\t".join([str(values[0])] + [f"{v:.6g}" for v in values[1:]]) + "\n")
+
+    def collect_feats(self, speech, speech_lengths=None, **kwargs):
+        return {"feats": speech, "feats_lengths": speech_lengths}
