@@ -1,0 +1,415 @@
+#!/usr/bin/env bash
+# The shared stage script of the diar1 recipes: fine-tune WavLM inside a powerset EEND model,
+# prune it (distillation + L0), fine-tune the pruned model, then infer and score.
+# A recipe's run.sh sets its options and calls ./diar.sh; see --help.
+set -e
+set -u
+set -o pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
+SECONDS=0
+
+# General configuration
+stage=1              # first stage to run
+stop_stage=8         # last stage to run
+redo=auto            # true: redo the selected stages even if done; auto: only inference and
+                     # scoring are redone, and only when --stage selects them (>= 7)
+ngpu=0               # GPUs for training (0 = CPU); > 1 goes through espnet2.bin.launch
+nj=4                 # parallel jobs for inference
+gpu_inference=false  # run inference on GPU
+python=python        # python of the environment (path.sh puts the venv first)
+
+# Data
+local_data_opts=""   # options passed to local/data.sh
+datadir=data         # output of stage 1: Kaldi-style dirs
+dumpdir=dump         # output of stage 2: validated, formatted copies
+expdir=exp           # experiments
+train_set=train
+valid_set=dev
+test_sets="test"
+sample_rate=16000
+
+# Models ("fbank teacher pruned" or any subset; the pruned one needs the teacher)
+models="fbank teacher pruned"
+fbank_config=""      # baseline: same EEND model with an 80-dim fbank frontend
+teacher_config=""    # WavLM (frontend wavlm_prunable) + Conformer: fine-tuning = the teacher
+prune_config=""      # diar_prune: distillation + L0 gates to a target sparsity
+distill_config=""    # diar_distill: post-pruning distillation (no regulariser)
+finetune_config=""   # diar_train of the pruned WavLM + a fresh Conformer
+inference_config=""  # diar_inference (windows, clustering, embedding extractor)
+wavlm_init=""        # WavLM checkpoint the teacher starts from (wavlm_convert output)
+wavlm_preset=""      # if $wavlm_init does not exist, create it: random init of this preset
+wavlm_preset_overrides="{}"  # JSON dict of WavLMConfig fields changed in the preset
+train_args=""        # extra arguments of every diar_train run
+prune_args=""        # extra arguments of diar_prune
+distill_args=""      # extra arguments of diar_distill
+inference_args=""    # extra arguments of diar_inference
+collar=0             # scoring collar (total width, pyannote convention)
+bench_seconds=8      # audio length of the CPU speed measurement in stage 8
+results_title=""     # title of RESULTS.md
+
+help_message=$(cat << EOF
+Usage: $0 --teacher_config <yaml> --prune_config <yaml> ... [options]
+
+Stages (each skipped when its outputs exist; --stage/--stop_stage select a range):
+  1 data preparation (local/data.sh)          5 physical pruning + post-pruning distillation
+  2 validation / formatting of the data dirs  6 fine-tuning of the pruned model
+  3 training: fbank baseline and teacher      7 inference of every model on every test set
+  4 pruning (distillation + L0)               8 scoring, exp/scores.json and RESULTS.md
+Killing the script during training and running it again resumes the training.
+
+Options:
+  --stage, --stop_stage  range of stages (default ${stage}..${stop_stage})
+  --redo                 true|false|auto (default ${redo}): redo finished stages
+  --ngpu                 GPUs for training (default ${ngpu})
+  --nj                   parallel inference jobs (default ${nj})
+  --gpu_inference        true|false (default ${gpu_inference})
+  --train_set, --valid_set, --test_sets  data set names (default ${train_set} ${valid_set} "${test_sets}")
+  --models               subset of "fbank teacher pruned" (default "${models}")
+  --fbank_config, --teacher_config, --prune_config, --distill_config, --finetune_config,
+  --inference_config     configuration files of the stages
+  --wavlm_init           WavLM checkpoint of the teacher (made by wavlm_convert)
+  --wavlm_preset         create --wavlm_init with a random init of this preset if missing
+  --wavlm_preset_overrides  JSON dict of WavLMConfig fields to change in the preset
+  --train_args, --prune_args, --distill_args, --inference_args  extra CLI arguments
+  --local_data_opts      options of local/data.sh
+  --collar               scoring collar in seconds (default ${collar})
+EOF
+)
+
+log "$0 $*"
+run_args=$(printf '%q ' "$0" "$@")
+. ./utils/parse_options.sh
+
+if [ $# -ne 0 ]; then
+    log "error: unexpected arguments: $*"
+    log "${help_message}"
+    exit 2
+fi
+. ./path.sh
+. ./cmd.sh
+
+has_model() { [[ " ${models} " == *" $1 "* ]]; }
+for name in ${models}; do
+    case "${name}" in fbank|teacher|pruned) ;; *)
+        log "error: unknown model '${name}' in --models (fbank, teacher, pruned)"; exit 2 ;;
+    esac
+done
+case "${redo}" in true|false|auto) ;; *) log "error: --redo takes true, false or auto"; exit 2 ;;
+esac
+
+# redo_stage N: whether stage N is redone although its outputs exist
+redo_stage() {
+    if [ "${redo}" = true ]; then return 0; fi
+    if [ "${redo}" = auto ] && [ "$1" -ge 7 ] && [ "${stage}" -ge 7 ]; then return 0; fi
+    return 1
+}
+require_file() {
+    local f
+    for f in "$@"; do
+        if [ ! -e "${f}" ]; then
+            log "error: ${f} does not exist (run the earlier stages first)"; exit 1
+        fi
+    done
+}
+require_option() {  # name value
+    if [ -z "$2" ]; then log "error: --$1 is required for stage ${current_stage}"; exit 2; fi
+    require_file "$2"
+}
+stage_times="${expdir}/stage_times.tsv"
+begin_stage() {
+    current_stage=$1; stage_start=${SECONDS}
+    log "Stage $1: $2"
+}
+end_stage() {
+    mkdir -p "${expdir}"
+    printf '%s\t%s\t%s\n' "${current_stage}" "$((SECONDS - stage_start))" "$(date +%s)" \
+        >> "${stage_times}"
+    log "Stage ${current_stage} done in $((SECONDS - stage_start)) s"
+}
+in_range() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+
+# helper scripts live beside this file (recipes link to it)
+pyscripts="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/pyscripts"
+fbank_dir="${expdir}/fbank"
+teacher_dir="${expdir}/teacher"
+prune_dir="${expdir}/prune"
+distill_dir="${prune_dir}/post_distill"
+pruned_dir="${expdir}/pruned"
+model_dir() {
+    case "$1" in fbank) echo "${fbank_dir}" ;; teacher) echo "${teacher_dir}" ;;
+        pruned) echo "${pruned_dir}" ;; esac
+}
+# the trainer's last act is averaging the best checkpoints: that file marks a finished run
+final_model=valid.loss.ave.pth
+inference_tag=decode
+if [ -n "${inference_config}" ]; then
+    inference_tag="decode_$(basename "${inference_config}" | sed -e 's/\.ya\?ml$//')"
+fi
+
+# Data arguments of every trainer run: the data dir of whole recordings is named by its
+# wav.scp; the task reads rttm/uem from beside it and cuts chunks itself
+data_args=(
+    --train_data_path_and_name_and_type "${dumpdir}/${train_set}/wav.scp,speech,sound"
+    --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}/wav.scp,speech,sound"
+)
+
+# run_trainer LOG MODULE ARGS...: one (resumable) ESPnet trainer run, on $ngpu GPUs
+run_trainer() {
+    local logfile=$1 module=$2
+    shift 2
+    mkdir -p "$(dirname "${logfile}")"
+    log "python -m ${module} ... (log: ${logfile})"
+    if [ "${ngpu}" -gt 1 ]; then
+        ${python} -m espnet2.bin.launch --cmd "${cuda_cmd}" --log "${logfile}" \
+            --ngpu "${ngpu}" --num_nodes 1 --multiprocessing_distributed true \
+            --init_file_prefix "$(dirname "${logfile}")/.dist_init_" -- \
+            ${python} -m "${module}" --resume true "$@"
+    else
+        ${cuda_cmd} --gpu "${ngpu}" "${logfile}" \
+            ${python} -m "${module}" --ngpu "${ngpu}" --resume true "$@"
+    fi
+}
+
+# -------------------------------------------------------------------------------------------
+if in_range 1; then
+    if [ -f "${datadir}/${train_set}/wav.scp" ] && ! redo_stage 1; then
+        log "Stage 1: skipped (${datadir}/${train_set}/wav.scp exists)"
+    else
+        begin_stage 1 "data preparation: local/data.sh ${local_data_opts}"
+        # shellcheck disable=SC2086
+        local/data.sh ${local_data_opts}
+        end_stage
+    fi
+fi
+
+if in_range 2; then
+    begin_stage 2 "validating and formatting data dirs into ${dumpdir}/"
+    ran=false
+    for dset in "${train_set}" "${valid_set}" ${test_sets}; do
+        if [ -f "${dumpdir}/${dset}/reco2dur" ] && ! redo_stage 2; then
+            continue
+        fi
+        require_file "${datadir}/${dset}/wav.scp"
+        ${python} -m espnet_prune.bin.validate_data --sample_rate "${sample_rate}" \
+            "${datadir}/${dset}" "${dumpdir}/${dset}"
+        ran=true
+    done
+    if ${ran}; then end_stage; else log "Stage 2: skipped (${dumpdir}/*/reco2dur exist)"; fi
+fi
+
+if in_range 3; then
+    begin_stage 3 "training: $(for m in fbank teacher; do has_model $m && printf '%s ' $m; done)"
+    ran=false
+    if has_model fbank; then
+        if [ -f "${fbank_dir}/${final_model}" ] && ! redo_stage 3; then
+            log "fbank baseline: done (${fbank_dir}/${final_model})"
+        else
+            require_option fbank_config "${fbank_config}"
+            # shellcheck disable=SC2086
+            run_trainer "${fbank_dir}/train.log" espnet_prune.bin.diar_train \
+                --config "${fbank_config}" --output_dir "${fbank_dir}" "${data_args[@]}" \
+                ${train_args}
+            ran=true
+        fi
+    fi
+    if has_model teacher || has_model pruned; then
+        if [ -f "${teacher_dir}/${final_model}" ] && ! redo_stage 3; then
+            log "teacher: done (${teacher_dir}/${final_model})"
+        else
+            require_option teacher_config "${teacher_config}"
+            if [ -z "${wavlm_init}" ]; then
+                log "error: --wavlm_init (the WavLM checkpoint of the teacher) is required"
+                exit 2
+            fi
+            if [ ! -f "${wavlm_init}" ]; then
+                if [ -z "${wavlm_preset}" ]; then
+                    log "error: ${wavlm_init} does not exist; convert a WavLM checkpoint with"
+                    log "  python -m espnet_prune.bin.wavlm_convert, or give --wavlm_preset"
+                    exit 1
+                fi
+                log "creating ${wavlm_init}: random init of preset ${wavlm_preset}"
+                ${python} "${pyscripts}/make_wavlm_init.py" \
+                    --preset "${wavlm_preset}" --overrides "${wavlm_preset_overrides}" \
+                    --output "${wavlm_init}"
+            fi
+            # shellcheck disable=SC2086
+            run_trainer "${teacher_dir}/train.log" espnet_prune.bin.diar_train \
+                --config "${teacher_config}" --output_dir "${teacher_dir}" "${data_args[@]}" \
+                --frontend_conf path="${wavlm_init}" ${train_args}
+            ran=true
+        fi
+    fi
+    if ${ran}; then end_stage; fi
+fi
+
+if in_range 4 && has_model pruned; then
+    if [ -f "${prune_dir}/wavlm_masked.pt" ] && ! redo_stage 4; then
+        log "Stage 4: skipped (${prune_dir}/wavlm_masked.pt exists)"
+    else
+        begin_stage 4 "pruning the teacher's WavLM (distillation + L0)"
+        require_option prune_config "${prune_config}"
+        require_file "${teacher_dir}/${final_model}" "${teacher_dir}/config.yaml"
+        # shellcheck disable=SC2086
+        run_trainer "${prune_dir}/train.log" espnet_prune.bin.diar_prune \
+            --config "${prune_config}" --teacher "${teacher_dir}/${final_model}" \
+            --teacher_config "${teacher_dir}/config.yaml" --output_dir "${prune_dir}" \
+            "${data_args[@]}" ${prune_args}
+        end_stage
+    fi
+fi
+
+if in_range 5 && has_model pruned; then
+    if [ -f "${prune_dir}/wavlm_pruned.pt" ] && ! redo_stage 5; then
+        log "Stage 5: skipped (${prune_dir}/wavlm_pruned.pt exists)"
+    else
+        begin_stage 5 "physical pruning and post-pruning distillation"
+        require_option distill_config "${distill_config}"
+        require_file "${prune_dir}/wavlm_masked.pt" "${prune_dir}/wavlm_teacher.pt"
+        if [ ! -f "${prune_dir}/wavlm_pruned_raw.pt" ] || redo_stage 5; then
+            ${train_cmd} "${prune_dir}/wavlm_prune.log" ${python} -m espnet_prune.bin.wavlm_prune \
+                --input "${prune_dir}/wavlm_masked.pt" --output "${prune_dir}/wavlm_pruned_raw.pt"
+        fi
+        # shellcheck disable=SC2086
+        run_trainer "${distill_dir}/train.log" espnet_prune.bin.diar_distill \
+            --config "${distill_config}" --teacher_wavlm "${prune_dir}/wavlm_teacher.pt" \
+            --student_wavlm "${prune_dir}/wavlm_pruned_raw.pt" --output_dir "${distill_dir}" \
+            --export_dir "${prune_dir}" "${data_args[@]}" ${distill_args}
+        require_file "${prune_dir}/wavlm_pruned.pt"
+        end_stage
+    fi
+fi
+
+if in_range 6 && has_model pruned; then
+    if [ -f "${pruned_dir}/${final_model}" ] && ! redo_stage 6; then
+        log "Stage 6: skipped (${pruned_dir}/${final_model} exists)"
+    else
+        begin_stage 6 "fine-tuning the pruned model"
+        require_option finetune_config "${finetune_config}"
+        require_file "${prune_dir}/wavlm_pruned.pt"
+        # shellcheck disable=SC2086
+        run_trainer "${pruned_dir}/train.log" espnet_prune.bin.diar_train \
+            --config "${finetune_config}" --output_dir "${pruned_dir}" "${data_args[@]}" \
+            --frontend_conf path="${prune_dir}/wavlm_pruned.pt" ${train_args}
+        end_stage
+    fi
+fi
+
+if in_range 7; then
+    begin_stage 7 "inference: models (${models}) x test sets (${test_sets})"
+    ran=false
+    _ngpu=0
+    if ${gpu_inference}; then _ngpu=1; fi
+    for name in ${models}; do
+        mdir=$(model_dir "${name}")
+        for dset in ${test_sets}; do
+            out="${mdir}/${inference_tag}/${dset}"
+            if [ -f "${out}/rttm" ] && [ "${out}/rttm" -nt "${mdir}/${final_model}" ] \
+                && ! redo_stage 7; then
+                log "${name} on ${dset}: done (${out}/rttm)"
+                continue
+            fi
+            require_file "${mdir}/${final_model}" "${dumpdir}/${dset}/wav.scp"
+            rm -rf "${out}"
+            mkdir -p "${out}/logdir"
+            num_recs=$(wc -l < "${dumpdir}/${dset}/wav.scp")
+            _nj=$(min "${nj}" "${num_recs}")
+            # split wav.scp round-robin into $_nj parts
+            awk -v nj="${_nj}" -v dir="${out}/logdir" \
+                '{ print > (dir "/wav." ((NR - 1) % nj + 1) ".scp") }' \
+                "${dumpdir}/${dset}/wav.scp"
+            inference_config_args=()
+            if [ -n "${inference_config}" ]; then
+                inference_config_args=(--config "${inference_config}")
+            fi
+            log "${name} on ${dset}: ${_nj} job(s), log ${out}/logdir/inference.*.log"
+            # shellcheck disable=SC2086
+            ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${out}/logdir/inference.JOB.log" \
+                ${python} -m espnet_prune.bin.diar_inference \
+                    --model_file "${mdir}/${final_model}" --train_config "${mdir}/config.yaml" \
+                    --wav_scp "${out}/logdir/wav.JOB.scp" --output_dir "${out}/logdir/output.JOB" \
+                    --ngpu "${_ngpu}" "${inference_config_args[@]}" ${inference_args}
+            mkdir -p "${out}/rttm_per_recording"
+            for n in $(seq "${_nj}"); do
+                cp "${out}"/logdir/output."${n}"/rttm_per_recording/*.rttm \
+                    "${out}/rttm_per_recording/" 2>/dev/null || true
+            done
+            for n in $(seq "${_nj}"); do cat "${out}/logdir/output.${n}/rttm"; done \
+                > "${out}/rttm.tmp"
+            mv "${out}/rttm.tmp" "${out}/rttm"
+            ran=true
+        done
+    done
+    if ${ran}; then end_stage; fi
+fi
+
+if in_range 8; then
+    # stale FILE INPUT...: FILE is missing, older than an input, or the stage is redone
+    stale() {
+        local target=$1 input
+        shift
+        if [ ! -f "${target}" ] || redo_stage 8; then return 0; fi
+        for input in "$@"; do [ "${input}" -nt "${target}" ] && return 0; done
+        return 1
+    }
+    # the WavLM whose size and speed a model reports (the fbank baseline has none)
+    wavlm_of() {
+        case "$1" in
+            teacher) if [ -f "${prune_dir}/wavlm_teacher.pt" ]; then
+                         echo "${prune_dir}/wavlm_teacher.pt"; else echo "${wavlm_init}"; fi ;;
+            pruned) echo "${prune_dir}/wavlm_pruned.pt" ;;
+        esac
+    }
+    collected=()
+    stage_started=false
+    start_stage_8() {
+        if ! ${stage_started}; then
+            begin_stage 8 "scoring -> ${expdir}/scores.json, RESULTS.md"; stage_started=true
+        fi
+    }
+    for name in ${models}; do
+        mdir=$(model_dir "${name}")
+        for dset in ${test_sets}; do
+            out="${mdir}/${inference_tag}/${dset}"
+            require_file "${out}/rttm" "${dumpdir}/${dset}/rttm" "${dumpdir}/${dset}/uem"
+            collected+=("${out}/score.json")
+            stale "${out}/score.json" "${out}/rttm" || continue
+            start_stage_8
+            ${python} -m espnet_prune.bin.diar_score --ref "${dumpdir}/${dset}/rttm" \
+                --hyp "${out}/rttm" --uem "${dumpdir}/${dset}/uem" --collar "${collar}" \
+                --json "${out}/score.json" | tee "${out}/score.txt"
+        done
+        [ "${name}" = fbank ] && continue
+        ckpt=$(wavlm_of "${name}")
+        require_file "${ckpt}"
+        collected+=("${mdir}/wavlm_stats.json" "${mdir}/wavlm_bench.json")
+        if stale "${mdir}/wavlm_stats.json" "${ckpt}"; then
+            start_stage_8
+            ${python} -m espnet_prune.bin.wavlm_stats "${ckpt}" > "${mdir}/wavlm_stats.json"
+        fi
+        if stale "${mdir}/wavlm_bench.json" "${ckpt}"; then
+            start_stage_8
+            ${python} "${pyscripts}/measure_speed.py" "${ckpt}" \
+                --seconds "${bench_seconds}" --json "${mdir}/wavlm_bench.json"
+        fi
+    done
+    if ${stage_started} || stale "${expdir}/scores.json" "${collected[@]}" \
+        || [ ! -f RESULTS.md ]; then
+        start_stage_8
+        # record this stage's time before the tables are written, so the total includes it
+        end_stage
+        ${python} -m espnet_prune.bin.make_results --expdir "${expdir}" --models ${models} \
+            --test_sets ${test_sets} --inference_tag "${inference_tag}" \
+            --output_json "${expdir}/scores.json" --output_md RESULTS.md \
+            --title "${results_title}" --command "${run_args}"
+        cat RESULTS.md
+    else
+        log "Stage 8: skipped (${expdir}/scores.json is up to date)"
+    fi
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The embedded mini recipe: simulated meetings, a tiny random-init WavLM, all stages on CPU.
+#   ./run.sh                      full run (stages 1-8)
+#   ./run.sh --stage 7            redo inference and scoring only
+#   ./run.sh --fast true          even smaller corpus and shorter training (CI)
+set -euo pipefail
+
+fast=false
+# the remaining options go to diar.sh (e.g. --stage, --stop_stage, --ngpu, --nj)
+if [ "${1:-}" = "--fast" ]; then fast=$2; shift 2; fi
+
+if [ "${fast}" = true ]; then
+    conf=conf/fast
+    local_data_opts="--num_train 6 --num_dev 1 --num_test 1 --min_duration 30 --max_duration 40"
+else
+    conf=conf
+    local_data_opts=""
+fi
+
+./diar.sh \
+    --local_data_opts "${local_data_opts}" \
+    --train_set train --valid_set dev --test_sets "test sample" \
+    --models "fbank teacher pruned" \
+    --wavlm_init exp/wavlm_init/wavlm_tiny.pt --wavlm_preset tiny \
+    --fbank_config "${conf}/train_fbank.yaml" \
+    --teacher_config "${conf}/train_teacher.yaml" \
+    --prune_config "${conf}/prune_s80.yaml" \
+    --distill_config "${conf}/distill_post.yaml" \
+    --finetune_config "${conf}/finetune_pruned.yaml" \
+    --inference_config conf/inference.yaml \
+    --nj 1 \
+    --results_title "mini_meeting (simulated espeak-ng meetings + pyannote sample.wav)" \
+    "$@"
