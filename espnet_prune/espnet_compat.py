@@ -14,13 +14,18 @@ objects instead, which is how the tests are shown to fail without the work-aroun
 3. ``DiarizeSpeech.__call__`` ends with ``return waves, pred if enh_s2t_task else pred``, which
    always returns the tuple ``(waves, pred)`` — ``(None, pred)`` for plain diarization.
    → :class:`DiarizeSpeech`.
+4. ``Trainer.run`` writes ``checkpoint.pth`` in place with ``torch.save``: a run killed during the
+   write leaves a truncated file and ``--resume true`` then dies with ``EOFError``.
+   → :func:`atomic_checkpoints` (write to a temporary file, then ``os.replace``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import types
 from pathlib import Path
 
 import torch
@@ -111,6 +116,40 @@ def __getattr__(name):
         original, fixed = _diarize_speech_classes()
         return original if DISABLED else fixed
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _TorchWithAtomicSave(types.ModuleType):
+    """``torch`` as seen by ESPnet's trainer module, but ``save(obj, path)`` is atomic."""
+
+    def __init__(self):
+        super().__init__("torch")
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def save(obj, f, *args, **kwargs):
+        if not isinstance(f, (str, os.PathLike)):
+            return torch.save(obj, f, *args, **kwargs)
+        tmp = f"{os.fspath(f)}.tmp"
+        torch.save(obj, tmp, *args, **kwargs)
+        os.replace(tmp, f)
+
+
+@contextlib.contextmanager
+def atomic_checkpoints():
+    """Within the block, ESPnet's trainer writes its checkpoints atomically."""
+    import espnet2.train.trainer as trainer_module
+
+    if DISABLED:
+        yield
+        return
+    original = trainer_module.torch
+    trainer_module.torch = _TorchWithAtomicSave()
+    try:
+        yield
+    finally:
+        trainer_module.torch = original
 
 
 def install_rttm_loader(dataset_module=None) -> None:

@@ -113,3 +113,22 @@ def test_fixed_diarize_speech_returns_prediction(espnet_diar_model):
     )
     assert isinstance(out, np.ndarray)
     assert out.shape[0] == 1 and out.shape[2] == 2 and ((out >= 0) & (out <= 1)).all()
+
+
+def test_fixed_trainer_checkpoints_are_atomic(tmp_path, monkeypatch):
+    import espnet2.train.trainer as trainer_module
+
+    def killed_mid_write(obj, f, *args, **kwargs):
+        with open(f, "wb") as fh:
+            fh.write(b"PK\x03\x04 truncated")
+        raise KeyboardInterrupt
+
+    target = tmp_path / "checkpoint.pth"
+    torch.save({"epoch": 1}, target)
+    monkeypatch.setattr(torch, "save", killed_mid_write)
+    with compat.atomic_checkpoints(), pytest.raises(KeyboardInterrupt):
+        trainer_module.torch.save({"epoch": 2}, target)
+    monkeypatch.undo()
+    # the last complete checkpoint survives the interrupted write
+    assert torch.load(target, weights_only=True) == {"epoch": 1}
+    assert trainer_module.torch is torch

@@ -57,6 +57,13 @@ class ProgressBarTrainer(Trainer):
         return super().build_options(args)
 
     @classmethod
+    def run(cls, *args, **kwargs):
+        from espnet_prune.espnet_compat import atomic_checkpoints
+
+        with atomic_checkpoints():  # a kill while saving must not break --resume
+            return super().run(*args, **kwargs)
+
+    @classmethod
     def train_one_epoch(cls, model, iterator, **kwargs):
         distributed = kwargs.get("distributed_option")
         rank0 = distributed is None or not distributed.distributed or distributed.dist_rank == 0

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_diar_data_dir
+from diar_fixtures import make_diar_data_dir
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "diar1"
 

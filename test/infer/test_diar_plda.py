@@ -44,7 +44,7 @@ def test_single_speaker_spans_exclude_overlap():
 
 
 def test_plda_from_data_dir_with_resemblyzer(tmp_path):
-    from conftest import make_diar_data_dir
+    from diar_fixtures import make_diar_data_dir
 
     data = make_diar_data_dir(tmp_path / "data", {
         "rec1": [(0.0, 2.9, 0), (3.0, 5.9, 1)],

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import make_diar_data_dir
+from diar_fixtures import make_diar_data_dir
 
 from espnet_prune.wavlm import WavLM, load_wavlm, save_wavlm, wavlm_config
 
