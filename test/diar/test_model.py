@@ -237,7 +237,13 @@ def test_frontends_are_registered_into_espnet_diar_task():
 
 @pytest.mark.parametrize(
     "name",
-    ["train_teacher_wavlm_base_plus.yaml", "train_teacher_wavlm_large.yaml", "train_fbank.yaml"],
+    [
+        "train_teacher_wavlm_base_plus.yaml",
+        "train_teacher_wavlm_large.yaml",
+        "train_pruned_wavlm_base_plus.yaml",
+        "train_pruned_wavlm_large.yaml",
+        "train_fbank.yaml",
+    ],
 )
 def test_example_configs_have_the_paper_settings(name, tmp_path):
     from pathlib import Path
@@ -250,6 +256,8 @@ def test_example_configs_have_the_paper_settings(name, tmp_path):
     assert (args.chunk_size, args.chunk_shift, args.valid_chunk_shift) == (8.0, 6.0, 8.0)
     assert args.keep_nbest_models in (5, [5]) and args.patience == 10 and args.optim == "adamw"
     assert [tuple(c) for c in args.best_model_criterion] == [("valid", "loss", "min")]
+    # ESPnet unpacks it into check_early_stopping(patience, key1, key2, mode): a flat triple
+    assert list(args.early_stopping_criterion) == ["valid", "loss", "min"]
     model = task().build_model(args)
     assert model.powerset.num_classes == 11 and len(model.encoder.encoders) == 4
     (optimizer,) = task().build_optimizers(args, model)
