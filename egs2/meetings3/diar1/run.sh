@@ -3,68 +3,21 @@
 # (far field, first channel), fine-tuned WavLM pruned to 80 % / 90 % sparsity, scored on each
 # corpus's test set separately (DER, collar 0) and macro-averaged over the three.
 set -euo pipefail
+# options: --teacher base_plus|large --sparsity 80|90 --wavlm_source DIR_OR_PT [diar.sh options]
+test_sets="ami_test aishell4_test alimeeting_test"
+utils/run_paper_setting.sh --test_sets "${test_sets}" \
+    --results_title "AMI + AISHELL-4 + AliMeeting" "$@"
 
-teacher=base_plus   # base_plus | large
-sparsity=80         # 80 | 90 (% of the WavLM parameters removed)
-wavlm_source=""     # WavLM to start from: a Hugging Face dir (e.g. a clone of
-                    # microsoft/wavlm-base-plus) or Microsoft's WavLM-Base+.pt / WavLM-Large.pt;
-                    # converted once into ${wavlm_init}
-wavlm_init=""       # converted checkpoint (default exp/wavlm/wavlm_${teacher}.pt)
-
-# Options of this script are taken out; everything else goes to diar.sh (see ./diar.sh --help).
-diar_args=()
+teacher=base_plus
+sparsity=80
 while [ $# -gt 0 ]; do
     case "$1" in
-        --teacher|--sparsity|--wavlm_source|--wavlm_init)
-            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
-            printf -v "${1#--}" '%s' "$2"; shift 2 ;;
-        *) diar_args+=("$1"); shift ;;
+        --teacher) teacher=$2; shift 2 ;;
+        --sparsity) sparsity=$2; shift 2 ;;
+        *) shift ;;
     esac
 done
-case "${teacher}" in base_plus|large) ;; *) echo "$0: --teacher base_plus|large" >&2; exit 2;;
-esac
-case "${sparsity}" in 80|90) ;; *) echo "$0: --sparsity 80|90" >&2; exit 2;; esac
-wavlm_init=${wavlm_init:-exp/wavlm/wavlm_${teacher}.pt}
-
-prune_config=conf/prune_s${sparsity}.yaml
-distill_args=""
-if [ "${teacher}" = large ]; then
-    prune_config=conf/prune_large_s${sparsity}.yaml
-    distill_args="--model_conf distill_layers=0,8,16,24 --batch_size 32"  # 8 per GPU x 4
-fi
-
-# fbank baseline and teacher do not depend on the sparsity: the s80 and s90 runs share them
-# (run them one after the other, not at the same time).
 expdir=exp/${teacher}_s${sparsity}
-test_sets="ami_test aishell4_test alimeeting_test"
-mkdir -p exp/fbank "exp/${teacher}/teacher" "${expdir}"
-[ -e "${expdir}/fbank" ] || ln -s ../fbank "${expdir}/fbank"
-[ -e "${expdir}/teacher" ] || ln -s "../${teacher}/teacher" "${expdir}/teacher"
-
-# WavLM conversion (the teacher's starting point), once, before the stages that need it
-if [ ! -f "${wavlm_init}" ] && [ -n "${wavlm_source}" ]; then
-    . ./path.sh
-    echo "$(date '+%Y-%m-%dT%H:%M:%S') converting ${wavlm_source} -> ${wavlm_init}"
-    mkdir -p "$(dirname "${wavlm_init}")"
-    python -m espnet_prune.bin.wavlm_convert --input "${wavlm_source}" --output "${wavlm_init}"
-fi
-
-./diar.sh \
-    --train_set train \
-    --valid_set dev \
-    --test_sets "${test_sets}" \
-    --fbank_config conf/train_fbank.yaml \
-    --teacher_config "conf/train_teacher_wavlm_${teacher}.yaml" \
-    --prune_config "${prune_config}" \
-    --distill_config conf/distill_post.yaml \
-    --distill_args "${distill_args}" \
-    --finetune_config "conf/train_pruned_wavlm_${teacher}.yaml" \
-    --inference_config conf/inference.yaml \
-    --wavlm_init "${wavlm_init}" \
-    --expdir "${expdir}" \
-    --results_title "AMI + AISHELL-4 + AliMeeting, WavLM ${teacher}, ${sparsity} % sparsity" \
-    "${diar_args[@]}"
-
 # macro average over the three test sets (the paper's last column)
 if [ -f "${expdir}/scores.json" ]; then
     . ./path.sh
