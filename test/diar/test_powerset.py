@@ -89,7 +89,6 @@ def test_most_talkative_speakers_are_kept():
 
 
 def test_frame_der_matches_pyannote_metrics():
-    pytest.importorskip("pyannote.metrics")
     from pyannote.core import Annotation, Segment
     from pyannote.metrics.diarization import DiarizationErrorRate
 
