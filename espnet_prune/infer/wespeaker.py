@@ -12,6 +12,7 @@ mean and unbiased standard deviation over time of the 256 × 10 map → Linear(5
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,8 @@ def read_wespeaker_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         # pyannote's Lightning checkpoints also pickle their task specifications
+        logging.warning("%s: not a plain tensor checkpoint; unpickling it in full "
+                        "(only load files you trust)", path)
         try:
             data = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
