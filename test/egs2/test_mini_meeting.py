@@ -87,7 +87,7 @@ def test_mini_meeting_end_to_end(tmp_path):
     for dset in ("train", "dev", *TEST_SETS):
         assert (work / "data" / dset / "wav.scp").is_file()
         assert (work / "dump" / dset / "reco2dur").is_file()
-    assert (exp / "wavlm_init" / "wavlm_tiny.pt").is_file()
+    assert (exp / "wavlm_init" / "wavlm_mini.pt").is_file()
     for name in ("wavlm_teacher.pt", "wavlm_masked.pt", "gates.png", "wavlm_pruned_raw.pt",
                  "wavlm_pruned.pt"):
         assert (exp / "prune" / name).is_file(), name

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The embedded mini recipe: simulated meetings, a tiny random-init WavLM, all stages on CPU.
+# The embedded mini recipe: simulated meetings, a small random-init WavLM, all stages on CPU.
 #   ./run.sh                      full run (stages 1-8)
 #   ./run.sh --stage 7            redo inference and scoring only
 #   ./run.sh --fast true          even smaller corpus and shorter training (CI)
@@ -21,7 +21,7 @@ fi
     --local_data_opts "${local_data_opts}" \
     --train_set train --valid_set dev --test_sets "test sample" \
     --models "fbank teacher pruned" \
-    --wavlm_init exp/wavlm_init/wavlm_tiny.pt --wavlm_preset tiny \
+    --wavlm_init exp/wavlm_init/wavlm_mini.pt --wavlm_preset mini \
     --fbank_config "${conf}/train_fbank.yaml" \
     --teacher_config "${conf}/train_teacher.yaml" \
     --prune_config "${conf}/prune_s80.yaml" \
