@@ -46,9 +46,9 @@ def pruning_summary(teacher, student) -> dict:
     }
 
 
-def export_pruning_stage(model, export_dir: str | Path) -> dict:
-    """wavlm_teacher.pt, wavlm_masked.pt, gates.png and prune_summary.json from a trained
-    :class:`~espnet_prune.prune.model.DistillPruneModel`."""
+def export_pruning_stage(model, export_dir: str | Path, extra: dict | None = None) -> dict:
+    """wavlm_teacher.pt, wavlm_masked.pt, gates.png and prune_summary.json (plus ``extra``)
+    from a trained :class:`~espnet_prune.prune.model.DistillPruneModel`."""
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
     save_wavlm(model.teacher, export_dir / TEACHER_FILE)
@@ -56,6 +56,7 @@ def export_pruning_stage(model, export_dir: str | Path) -> dict:
     summary = pruning_summary(model.teacher, model.student)
     summary["target"] = model.target
     summary["target_sparsity"] = model.schedule.target if model.use_regularizer else None
+    summary.update(extra or {})
     plot_kept_units(
         summary["kept"],
         summary["original"],

@@ -141,6 +141,9 @@ class DistillPruneModel(AbsESPnetModel):
             stats.update(
                 expected_sparsity=expected.detach(),
                 target_sparsity=torch.tensor(target),
+                # distance to the *final* target: the validation criterion that picks the
+                # checkpoint to export (best_model_criterion: [valid, sparsity_gap, min])
+                sparsity_gap=(expected.detach() - self.schedule.target).abs(),
                 lambda1=self.lagrangian.lambda1.detach().clone(),
                 lambda2=self.lagrangian.lambda2.detach().clone(),
                 regularizer=regularizer.detach(),

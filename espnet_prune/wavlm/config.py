@@ -122,6 +122,25 @@ _S80_FFN = [666, 660, 649, 1080, 237, 299, 437, 573, 53, 80, 211, 334]
 _S80_CONV = [90, 161, 173, 181, 351, 155, 137]
 
 
+def override_config(config: WavLMConfig, overrides: dict) -> WavLMConfig:
+    """``config`` with some fields replaced; per-layer lists that a new layer or head count
+    makes stale (kept heads, per-layer flags, uniform FFN sizes) are derived again unless given.
+
+    Without this, ``{"num_heads": 16}`` on a 4-head preset would silently keep 4 of 16 heads.
+    """
+    data = config.to_dict()
+    num_layers = int(overrides.get("num_layers", config.num_layers))
+    if num_layers != config.num_layers or overrides.get("num_heads", config.num_heads) != \
+            config.num_heads:
+        data["kept_heads"] = None
+    if num_layers != config.num_layers:
+        data["use_attention"] = data["use_ffn"] = None
+        if len(set(config.ffn_dims)) == 1:
+            data["ffn_dims"] = [config.ffn_dims[0]] * num_layers
+    data.update(overrides)
+    return WavLMConfig.from_dict(data)
+
+
 def wavlm_config(name: str) -> WavLMConfig:
     """Preset architectures: ``base_plus``, ``base``, ``large``, ``tiny`` (tests), ``mini``
     (the CPU mini recipe), ``base_plus_s80`` (the released 80 %-sparse Base+ structure)."""

@@ -60,9 +60,23 @@ class ChunkSampler:
         return torch.from_numpy(np.stack(chunks))
 
 
-def train(model, sampler, steps, rates, log_every, label):
+def lr_factor(schedule: str, steps: int, warmup: int):
+    """Multiplier of every group's learning rate at a step (DPHuBERT-style linear schedules)."""
+    def factor(step):
+        if schedule == "constant":
+            return 1.0
+        if schedule == "warmup_decay" and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "decay" and step < warmup:
+            return 1.0
+        return max(0.0, (steps - step) / max(1, steps - warmup))
+    return factor
+
+
+def train(model, sampler, steps, rates, log_every, label, schedule="constant", warmup=0):
     optimizer = build_optimizer(torch.optim.AdamW,
                                 param_groups(model, model.parameter_groups(), rates))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(schedule, steps, warmup))
     model.train()
     start, losses = time.time(), []
     for step in range(steps):
@@ -70,6 +84,7 @@ def train(model, sampler, steps, rates, log_every, label):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        scheduler.step()
         losses.append(float(stats["distill_loss"]))
         if log_every and (step % log_every == 0 or step == steps - 1):
             keys = ("distill_loss", "expected_sparsity", "target_sparsity", "lambda1", "lambda2")
@@ -101,6 +116,10 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--log_alpha_lr", type=float, default=2e-2)
     parser.add_argument("--lambda_lr", type=float, default=2e-2)
+    parser.add_argument("--lr_schedule", choices=["constant", "decay", "warmup_decay"],
+                        default="constant",
+                        help="all learning rates: constant (the paper), linear decay to 0 after "
+                        "the sparsity warm-up, or linear warm-up then decay (DPHuBERT)")
     parser.add_argument("--post_steps", type=int, default=200,
                         help="post-pruning distillation steps (no regulariser) after pruning")
     parser.add_argument("--plot", default="/tmp/sparsity_acceptance_gates.png")
@@ -119,13 +138,14 @@ def main():
                               target_sparsity=args.sparsity, warmup_steps=args.warmup)
     rates = {"weights": args.lr, "log_alpha": args.log_alpha_lr, "lambda": args.lambda_lr}
     started = time.time()
-    prune_losses = train(model, sampler, args.steps, rates, args.log_every, "prune")
+    prune_losses = train(model, sampler, args.steps, rates, args.log_every, "prune",
+                         args.lr_schedule, args.warmup)
     summary = pruning_summary(teacher, student)
     plot_kept_units(summary["kept"], summary["original"], args.plot,
                     title=f"{args.target} sparsity {summary[_key(args.target)]:.3f}")
     result = {k: round(v, 4) for k, v in summary.items() if "sparsity" in k}
     result.update(target=args.target, target_sparsity=args.sparsity, steps=args.steps,
-                  warmup=args.warmup, plot=args.plot,
+                  warmup=args.warmup, lr_schedule=args.lr_schedule, plot=args.plot,
                   error=round(summary[_key(args.target)] - args.sparsity, 4),
                   prune_distill_loss_first=window_mean(prune_losses, True),
                   prune_distill_loss_last=window_mean(prune_losses, False))

@@ -69,6 +69,7 @@ def test_prune_resume_finalize(teacher_exp, tmp_path):
         "--model_conf", "warmup_epochs=2",
         "--optim", "adamw", "--optim_conf", "lr=0.0002",
         "--output_dir", str(prune_dir), "--resume", "true",
+        "--best_model_criterion", "valid,sparsity_gap,min", "--keep_nbest_models", "2",
     ]
     # first run stops after epoch 1 (as if killed after its checkpoint), the second resumes
     assert diar_prune.main([*prune_args, "--max_epoch", "1"]) == 0
@@ -104,6 +105,22 @@ def test_prune_resume_finalize(teacher_exp, tmp_path):
     assert (prune_dir / "gates.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((prune_dir / "prune_summary.json").read_text())
     assert summary["pruned_params"] < summary["teacher_params"]
+    # the exported student is the epoch whose expected sparsity is closest to the target
+    assert summary["exported_checkpoint"] == "valid.sparsity_gap.best.pth"
+
+    def gap_and_gates(epoch_file):
+        state = torch.load(epoch_file, map_location="cpu", weights_only=False)
+        student = load_wavlm(prune_dir / "wavlm_masked.pt")
+        student.load_state_dict({k[len("student."):]: v for k, v in state.items()
+                                 if k.startswith("student.")})
+        with torch.no_grad():
+            sparsity = 1 - float(student.expected_num_params()) / teacher.num_params()
+        return abs(sparsity - 0.5), [g.detach().clone() for g in student.gate_parameters()]
+
+    gaps = {n: gap_and_gates(prune_dir / f"{n}epoch.pth") for n in (1, 2)}
+    best = min(gaps, key=lambda n: gaps[n][0])
+    assert (prune_dir / "valid.sparsity_gap.best.pth").resolve().name == f"{best}epoch.pth"
+    assert all(torch.equal(a, b) for a, b in zip(masked.gate_parameters(), gaps[best][1]))
 
     # finalize: physical pruning, post-pruning distillation, final fine-tune
     assert wavlm_prune.main(["--input", str(prune_dir / "wavlm_masked.pt"),

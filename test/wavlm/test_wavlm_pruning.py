@@ -139,3 +139,16 @@ def test_mini_preset_can_reach_the_paper_sparsities():
                 log_alpha.fill_(-30.0)
             max_sparsity = 1.0 - float(model.expected_num_params()) / total
         assert (max_sparsity > 0.95) is reachable, (name, max_sparsity)
+
+
+def test_override_config_rederives_per_layer_lists():
+    from espnet_prune.wavlm.config import override_config
+
+    more_heads = override_config(wavlm_config("mini"), {"num_heads": 16})
+    assert more_heads.kept_heads == [list(range(16))] * 3
+    assert WavLM(more_heads).num_params() == WavLM(wavlm_config("mini")).num_params()
+    deeper = override_config(wavlm_config("mini"), {"num_layers": 5})
+    assert deeper.ffn_dims == [256] * 5 and len(deeper.kept_heads) == 5
+    deeper.validate()
+    explicit = override_config(wavlm_config("mini"), {"num_heads": 8, "kept_heads": [[0]] * 3})
+    assert explicit.kept_heads == [[0]] * 3

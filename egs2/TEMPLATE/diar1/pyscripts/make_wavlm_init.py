@@ -25,7 +25,8 @@ def main(argv=None):
     import torch
 
     from espnet_prune.errors import ConfigError
-    from espnet_prune.wavlm import WavLM, WavLMConfig, save_wavlm, wavlm_config
+    from espnet_prune.wavlm import WavLM, save_wavlm, wavlm_config
+    from espnet_prune.wavlm.config import override_config
 
     try:
         overrides = json.loads(args.overrides)
@@ -33,8 +34,7 @@ def main(argv=None):
         raise ConfigError(f"--overrides is not JSON: {args.overrides!r} ({exc})") from None
     if not isinstance(overrides, dict):
         raise ConfigError(f"--overrides must be a JSON dict, got {args.overrides!r}")
-    config = WavLMConfig.from_dict({**wavlm_config(args.preset).to_dict(), **overrides})
-    # per-layer lists (kept heads, FFN sizes) must follow a changed layer count
+    config = override_config(wavlm_config(args.preset), overrides)
     config.validate()
     torch.manual_seed(args.seed)
     model = WavLM(config)
