@@ -168,12 +168,25 @@ class DistillPruneModel(AbsESPnetModel):
     def _log_step(self, stats: dict[str, torch.Tensor]) -> None:
         if self.step_log is None or not is_main_process():
             return
+        if not getattr(self, "_step_log_trimmed", False):
+            self._trim_step_log(int(self.schedule.step))
+            self._step_log_trimmed = True
         new = not self.step_log.exists()
         values = [int(self.schedule.step)] + [float(stats[k]) for k in STEP_LOG_COLUMNS[1:]]
         with self.step_log.open("a", encoding="utf-8") as f:
             if new:
                 f.write("\t".join(STEP_LOG_COLUMNS) + "\n")
             f.write("\t".join([str(values[0])] + [f"{v:.6g}" for v in values[1:]]) + "\n")
+
+    def _trim_step_log(self, first_step: int) -> None:
+        """After a resume, drop the rows of steps that the restored checkpoint has not seen
+        (a killed epoch logged them, and they are about to be trained again)."""
+        if not self.step_log.exists():
+            return
+        lines = self.step_log.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = lines[:1] + [line for line in lines[1:] if int(line.split("\t", 1)[0]) < first_step]
+        if len(kept) != len(lines):
+            self.step_log.write_text("".join(kept), encoding="utf-8")
 
     def collect_feats(self, speech, speech_lengths=None, **kwargs):
         return {"feats": speech, "feats_lengths": speech_lengths}
