@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = export_pruning_stage(model, args.export_dir or output_dir,
                                    {"exported_checkpoint": checkpoint})
     print(
-        f"{checkpoint}: expected sparsity {summary['expected_param_sparsity']:.4f} (params), "
+        f"{checkpoint}: expected sparsity {summary['expected_param_sparsity']:.4f} params / "
+        f"{summary['expected_macs_sparsity']:.4f} MACs, "
         f"after pruning {summary['param_sparsity']:.4f} params / "
         f"{summary['macs_sparsity']:.4f} MACs; target {summary['target_sparsity']}"
     )

@@ -184,7 +184,11 @@ class DistillPruneModel(AbsESPnetModel):
         if not self.step_log.exists():
             return
         lines = self.step_log.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = lines[:1] + [line for line in lines[1:] if int(line.split("\t", 1)[0]) < first_step]
+        def seen(line: str) -> bool:  # complete rows of steps before ``first_step`` only
+            step = line.split("\t", 1)[0]
+            return line.endswith("\n") and step.isdigit() and int(step) < first_step
+
+        kept = lines[:1] + [line for line in lines[1:] if seen(line)]
         if len(kept) != len(lines):
             self.step_log.write_text("".join(kept), encoding="utf-8")
 

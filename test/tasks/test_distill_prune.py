@@ -81,9 +81,9 @@ def test_prune_resume_finalize(teacher_exp, tmp_path):
     assert float(state["lagrangian.lambda1"]) != 0.0
     shutil.copy(prune_dir / "checkpoint.pth", tmp_path / "epoch1_checkpoint.pth")
     # a kill during epoch 2 leaves rows of steps the checkpoint has not seen: the resumed run
-    # must drop them rather than log those steps twice
+    # must drop them (the last one cut off mid-write) rather than log those steps twice
     with open(prune_dir / "prune_steps.tsv", "a", encoding="utf-8") as f:
-        f.write(f"{per_epoch}\t0.1\t0.1\t9\t9\t9\t9\n{per_epoch + 1}\t0.1\t0.1\t9\t9\t9\t9\n")
+        f.write(f"{per_epoch}\t0.1\t0.1\t9\t9\t9\t9\n{per_epoch + 1}\t0.1\t0.1\t9")
 
     assert diar_prune.main([*prune_args, "--max_epoch", "2"]) == 0
     steps = read_steps(prune_dir / "prune_steps.tsv")
