@@ -7,7 +7,9 @@ sparsity, the distillation loss at the start and end of each run, and the gate p
 
 Teacher: ``--teacher`` (a WavLM checkpoint, e.g. the mini recipe's exp/prune/wavlm_teacher.pt)
 or a random ``--preset``.  Audio: random chunks of ``--data_dir`` (a Kaldi-style dir, e.g. the
-mini recipe's dump/train) or white noise.  Example (the issue-6 numbers)::
+mini recipe's dump/train) or white noise.  Made the exploration table of
+espnet_prune/prune/CONVERGENCE.md (the acceptance runs use the real CLIs:
+egs2/mini_meeting/diar1/local/sparsity_acceptance.sh).  Example::
 
     tools/venv/bin/python test/prune/sparsity_acceptance.py \
         --teacher egs2/mini_meeting/diar1/exp/prune/wavlm_teacher.pt \
