@@ -39,9 +39,16 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--config", default=None, help="inference YAML (see module docstring)")
     parser.add_argument("--ngpu", type=int, default=0, choices=(0, 1))
-    parser.add_argument("--num_speakers", type=int, default=None)
-    parser.add_argument("--min_speakers", type=int, default=None)
-    parser.add_argument("--max_speakers", type=int, default=None)
+    parser.add_argument(
+        "--num_speakers", type=int, default=None,
+        help="exact speaker count (>= 1); fewer with a warning when the recording has fewer "
+        "distinct speaker embeddings",
+    )
+    parser.add_argument("--min_speakers", type=int, default=None, help="lower bound (>= 1)")
+    parser.add_argument(
+        "--max_speakers", type=int, default=None,
+        help="upper bound (>= min_speakers); with --num_speakers the count must lie inside",
+    )
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     return parser
 
@@ -54,7 +61,14 @@ def load_inference_config(path: str | None) -> dict:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: inference config does not exist")
-    conf = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    try:
+        conf = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{file}{where}: inference config is not valid YAML ({problem})") \
+            from None
     if not isinstance(conf, dict):
         raise ConfigError(f"{file}: expected a mapping at top level")
     return conf
@@ -120,12 +134,15 @@ def model_segmentation(model, device: str):
 def diarize_recordings(pipeline, wavs: dict[str, str], output_dir: str | Path) -> dict:
     """Run ``pipeline`` on every recording and write the RTTMs; returns segments per recording."""
     from espnet_prune.infer.pipeline import WavFileAudio
+    from espnet_prune.utils.datadir import check_key
+    from espnet_prune.utils.io import check_output_dir
     from espnet_prune.utils.rttm import write_rttm
 
+    for rec in wavs:  # keys become file names: refuse '../x', 'a/b' before writing anything
+        check_key(rec, "recording key")
     output_dir = Path(output_dir)
-    per_recording = output_dir / "rttm_per_recording"
-    per_recording.mkdir(parents=True, exist_ok=True)
-    results = {}
+    per_recording = check_output_dir(output_dir / "rttm_per_recording")
+    results = {}  # every RTTM is written atomically: complete or absent, never truncated
     for rec in sorted(wavs):
         audio = WavFileAudio(wavs[rec], sample_rate=pipeline.config.sample_rate)  # streamed
         results[rec] = pipeline(audio, rec)
@@ -135,28 +152,12 @@ def diarize_recordings(pipeline, wavs: dict[str, str], output_dir: str | Path) -
 
 
 def load_model(train_config: str, model_file: str, device: str):
-    """The trained model, its state dict loaded strictly (ESPnet itself ignores bad keys)."""
-    import torch
-
-    from espnet_prune.errors import CheckpointError
+    """The trained model, read without unpickling and loaded strictly (ESPnet itself unpickles
+    the file in full and ignores bad keys); see :mod:`espnet_prune.tasks.model_file`."""
     from espnet_prune.tasks.diar import PowersetDiarizationTask
-    from espnet_prune.wavlm.checkpoint import load_state_dict_strict
+    from espnet_prune.tasks.model_file import load_trained_model
 
-    if not Path(train_config).is_file():
-        raise ConfigError(f"{train_config}: training config does not exist")
-    if not Path(model_file).is_file():
-        raise CheckpointError(f"{model_file}: model file does not exist")
-    model, _ = PowersetDiarizationTask.build_model_from_file(train_config, None, device)
-    try:
-        state = torch.load(model_file, map_location=device, weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise CheckpointError(f"{model_file}: cannot read model file ({exc})") from None
-    if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
-        state = state["module"]  # deepspeed layout, as ESPnet accepts it
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{model_file}: expected a state dict, got {type(state).__name__}")
-    load_state_dict_strict(model, state, model_file)
-    return model.eval()
+    return load_trained_model(PowersetDiarizationTask, train_config, model_file, device)
 
 
 def resolve_device(ngpu: int) -> str:
@@ -171,20 +172,25 @@ def resolve_device(ngpu: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
+    from espnet_prune.infer.clustering import check_speaker_bounds
     from espnet_prune.infer.pipeline import DiarizationPipeline
     from espnet_prune.utils.audio import check_audio
     from espnet_prune.utils.datadir import read_scp
+    from espnet_prune.utils.io import check_output_dir
 
-    wavs = read_scp(args.wav_scp)
+    # everything a user can get wrong fails here, in seconds, before the model is loaded
+    inference_conf = load_inference_config(args.config)
+    counts = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers,
+              "max_speakers": args.max_speakers}
+    check_speaker_bounds(**{key: inference_conf.get(key) if value is None else value
+                            for key, value in counts.items()})
+    wavs = read_scp(args.wav_scp)  # keys checked: they become file names
     if not wavs:
         raise ConfigError(f"{args.wav_scp}: no recordings listed")
     for path in wavs.values():
-        check_audio(path)  # fail before loading the model
-    config, embedding, clustering = build_pipeline_parts(
-        load_inference_config(args.config),
-        {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers,
-         "max_speakers": args.max_speakers},
-    )
+        check_audio(path, finite=True)  # NaN/inf too (float files are scanned, in blocks)
+    check_output_dir(args.output_dir)  # a file, or not writable: one line, nothing written
+    config, embedding, clustering = build_pipeline_parts(inference_conf, counts)
     device = resolve_device(args.ngpu)
     model = load_model(args.train_config, args.model_file, device)
     embedding = embedding.to(device)

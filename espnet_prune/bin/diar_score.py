@@ -4,6 +4,11 @@
 md-eval ``-c 0.25`` corresponds to ``--collar 0.5``. Without ``--uem`` each recording is scored
 from the first to the last segment of reference and hypothesis together; pass a UEM to compare
 with published numbers. Rates in ``--json`` are fractions (0.153 = 15.3 %).
+
+Refused with a one-line error instead of a meaningless 100 % DER: a hypothesis none of whose
+recordings is in the reference, and times that are evidently samples rather than seconds (a
+hypothesis recording ending after 10 x its reference/UEM end + 60 s; ESPnet's own ``rttm`` data
+type counts samples). The ``--json`` file is written atomically (complete or absent).
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from espnet_prune.utils.cli import run_main
 
@@ -42,19 +46,22 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     from espnet_prune.infer.scoring import format_table, score
-    from espnet_prune.utils.datadir import read_uem
+    from espnet_prune.utils.datadir import read_uem, write_text
+    from espnet_prune.utils.io import check_output_file
     from espnet_prune.utils.rttm import read_rttm
 
+    if args.json:
+        check_output_file(args.json, make_parents=True)  # fail before scoring, not after
     reference = read_rttm(args.ref)
     hypothesis = read_rttm(args.hyp, allow_empty=True)
     uem = read_uem(args.uem) if args.uem else None
-    scores = score(reference, hypothesis, uem=uem, collar=args.collar, scorer=args.scorer)
+    scores = score(reference, hypothesis, uem=uem, collar=args.collar, scorer=args.scorer,
+                   ref_name=args.ref, hyp_name=args.hyp)
     region = "UEM " + args.uem if args.uem else "first-to-last segment of ref+hyp (no UEM)"
     print(f"# scorer={args.scorer} collar={args.collar:g}s (total width) region={region}")
     print(format_table(scores))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(scores, indent=2) + "\n", make_parents=True)
     sys.stdout.flush()
     return 0
 

@@ -23,10 +23,11 @@ from espnet_prune.utils.cli import run_main
 def main(argv: list[str] | None = None) -> int:
     import espnet_prune  # noqa: F401  (registers the plugin into s3prl/ESPnet)
     from espnet_prune.tasks.diar import PowersetDiarizationTask
+    from espnet_prune.tasks.model_file import parse_task_args
 
     parser = PowersetDiarizationTask.get_parser()
     parser.description = __doc__
-    args = parser.parse_args(argv)
+    args = parse_task_args(parser, argv)  # a broken --config YAML is one line
     if not args.print_config:
         if args.collect_stats:
             raise ConfigError("--collect_stats is not needed: no feature normalisation stats")

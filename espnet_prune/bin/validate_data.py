@@ -1,7 +1,8 @@
 """Check a Kaldi-style diarization data dir and write its formatted copy (recipe stage 2).
 
-Catching a missing wav, a wrong sample rate or an RTTM line past the end of the audio here
-takes seconds; inside training it would surface hours later. The formatted copy has absolute
+Catching a missing wav, a wrong sample rate, NaN/inf samples, an unsafe recording key or an
+RTTM line past the end of the audio here takes seconds; inside training it would surface hours
+later. The formatted copy has absolute
 wav paths, a sorted RTTM, a UEM (whole recordings when the source has none) and ``reco2dur``,
 so that the later stages do not depend on the working directory or on optional files.
 """
@@ -39,7 +40,12 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def overlap_statistics(segments) -> tuple[float, float]:
-    """(speech seconds, overlapped seconds) of one recording's segments."""
+    """(speech seconds, overlapped seconds) of one recording's segments.
+
+    A speaker's own overlapping turns are merged first: overlap means two speakers at once."""
+    from espnet_prune.utils.rttm import merge_overlaps
+
+    segments = merge_overlaps(segments)
     events = sorted(
         [(s.start, 1) for s in segments] + [(s.start + s.duration, -1) for s in segments]
     )
@@ -56,17 +62,16 @@ def overlap_statistics(segments) -> tuple[float, float]:
 
 def format_data_dir(data, output_dir: Path) -> dict:
     """Write the formatted copy of a validated :class:`DataDir`; return its summary."""
-    from espnet_prune.utils.datadir import write_uem
+    from espnet_prune.utils.datadir import write_text, write_uem
+    from espnet_prune.utils.io import check_output_dir
     from espnet_prune.utils.rttm import write_rttm
 
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(output_dir)
     recordings = data.recordings
-    with open(output_dir / "wav.scp", "w", encoding="utf-8") as fh:
-        for rec in recordings:
-            fh.write(f"{rec} {Path(data.wavs[rec]).resolve()}\n")
-    with open(output_dir / "reco2dur", "w", encoding="utf-8") as fh:
-        for rec in recordings:
-            fh.write(f"{rec} {data.durations[rec]:.3f}\n")
+    write_text(output_dir / "wav.scp",
+               "".join(f"{rec} {Path(data.wavs[rec]).resolve()}\n" for rec in recordings))
+    write_text(output_dir / "reco2dur",
+               "".join(f"{rec} {data.durations[rec]:.3f}\n" for rec in recordings))
     if data.uem is not None:
         uem = {rec: data.uem.get(rec, [(0.0, data.durations[rec])]) for rec in recordings}
     else:
@@ -92,7 +97,7 @@ def format_data_dir(data, output_dir: Path) -> dict:
             overlap_fraction_of_speech=round(overlap / max(speech, 1e-9), 4),
             unlabelled_recordings=sorted(set(recordings) - set(data.rttm)),
         )
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_text(output_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
 
 

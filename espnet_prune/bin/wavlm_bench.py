@@ -63,6 +63,12 @@ def main(argv=None) -> int:
 
     if not 0.0 <= args.sparsity < 1.0:
         raise ConfigError(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    if not 0.025 <= args.seconds <= 3600:  # also rejects nan; 0.025 s: one 25 ms frame
+        raise ConfigError(f"--seconds must be in [0.025, 3600], got {args.seconds}")
+    if args.runs < 1:
+        raise ConfigError(f"--runs must be at least 1, got {args.runs}")
+    if args.threads < 0:
+        raise ConfigError(f"--threads must be 0 (default) or positive, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     full = WavLM(wavlm_config(args.preset)).eval()

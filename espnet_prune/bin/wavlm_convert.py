@@ -16,15 +16,18 @@ def get_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True,
                         help="HF model directory (config.json + weights) or {cfg,model} .pt")
-    parser.add_argument("--output", required=True, help="output .pt")
+    parser.add_argument("--output", required=True,
+                        help="output .pt (written via a temporary file and a rename)")
     return parser
 
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
+    from espnet_prune.utils.io import check_output_file
     from espnet_prune.wavlm import save_wavlm
     from espnet_prune.wavlm.convert import convert
 
+    check_output_file(args.output, make_parents=True)  # before the (slow) conversion
     model = convert(args.input)
     save_wavlm(model, args.output)
     print(json.dumps({"output": args.output, "params": model.num_params(),

@@ -15,15 +15,18 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="masked checkpoint (with gates)")
-    parser.add_argument("--output", required=True, help="pruned checkpoint")
+    parser.add_argument("--output", required=True,
+                        help="pruned checkpoint (written via a temporary file and a rename)")
     return parser
 
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     from espnet_prune.errors import CheckpointError
+    from espnet_prune.utils.io import check_output_file
     from espnet_prune.wavlm import load_wavlm, save_wavlm
 
+    check_output_file(args.output, make_parents=True)
     model = load_wavlm(args.input)
     if not model.config.pruning_units:
         raise CheckpointError(f"{args.input}: config has no 'pruning_units' (not a masked "

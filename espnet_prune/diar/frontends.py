@@ -71,12 +71,12 @@ class DiarFrontend(AbsFrontend):
 
 
 class LayerWeightedSum(torch.nn.Module):
-    """Bias-free ``Linear(L+1 → 1)`` over stacked hidden states, initialised to the mean."""
+    """Bias-free ``Linear(L+1 → 1)`` over stacked hidden states, PyTorch's default init
+    (uniform in ±1/sqrt(L+1)), as in the reference recipe."""
 
     def __init__(self, num_layers: int):
         super().__init__()
         self.weights = torch.nn.Linear(num_layers, 1, bias=False)
-        torch.nn.init.constant_(self.weights.weight, 1.0 / num_layers)
 
     def forward(self, hidden_states: list[torch.Tensor]) -> torch.Tensor:
         if len(hidden_states) != self.weights.in_features:
@@ -202,15 +202,35 @@ class S3prlLayersFrontend(DiarFrontend):
 
 
 class WavLMPrunableFrontend(DiarFrontend):
-    """The project's (possibly pruned) WavLM from an ``espnet_prune.wavlm`` checkpoint."""
+    """The project's (possibly pruned) WavLM.
 
-    def __init__(self, path: str, cnn_grad_scale: float = 0.1):
+    Training starts from an ``espnet_prune.wavlm`` checkpoint (``path``). The task then stores
+    that network's ``WavLMConfig`` in the run's ``config.yaml`` (``frontend_conf.config``, see
+    :meth:`portable_conf`), so a trained model (config + model file) is rebuilt from its config
+    alone: the init file may be moved or deleted, and the weights come from the model file.
+    """
+
+    def __init__(self, path: str | None = None, config: dict | None = None,
+                 cnn_grad_scale: float = 0.1, dropout: dict | None = None):
         super().__init__()
-        from espnet_prune.wavlm import load_wavlm
+        from espnet_prune.wavlm import WavLM, WavLMConfig, load_wavlm
 
-        self.path = str(path)
-        self.wavlm = load_wavlm(path)
+        self.path = None if path is None else str(path)
+        if config is not None:
+            try:
+                self.wavlm = WavLM(WavLMConfig.from_dict(dict(config))).eval()
+            except (ConfigError, TypeError, ValueError) as exc:
+                raise ConfigError(f"frontend_conf.config is not a WavLM config: {exc}") from None
+            logger.info("wavlm_prunable: WavLM built from frontend_conf.config (weights are "
+                        "expected from the model file)")
+        elif path is not None:
+            self.wavlm = load_wavlm(path)
+        else:
+            raise ConfigError("frontend wavlm_prunable needs frontend_conf.path (a WavLM "
+                              "checkpoint) or frontend_conf.config")
         self.cnn_grad_scale = cnn_grad_scale
+        if dropout:  # e.g. {hidden_dropout: 0.1}: WavLMConfig's DROPOUT_FIELDS, train mode only
+            self.wavlm.set_dropout(**dropout)
         self.wavlm.feature_extractor.register_forward_hook(_GradScaleHook(cnn_grad_scale))
         with torch.no_grad():
             hidden_states, _ = self.wavlm.extract_features(torch.zeros(1, 2 * self.frame_length))
@@ -219,6 +239,11 @@ class WavLMPrunableFrontend(DiarFrontend):
 
     def output_size(self) -> int:
         return self._output_size
+
+    def portable_conf(self) -> dict:
+        """What ``frontend_conf`` needs besides its other keys to rebuild this frontend without
+        the init checkpoint (``path`` stays as provenance: the config wins when both exist)."""
+        return {"config": self.wavlm.config.to_dict()}
 
     def upstream_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.wavlm.parameters())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
 from espnet_prune.diar.powerset import Powerset, frame_der
@@ -114,8 +115,11 @@ class PowersetDiarizationModel(AbsESPnetModel):
         loss, stats = self.diarization_loss(
             log_probs, frame_lengths, spk_labels, spk_labels_lengths
         )
+        # ESPnet's convention: 1-dim tensors on the loss's device, so that DataParallel
+        # (--ngpu N) can gather the replicas' outputs and recursive_average (DDP) can sum them.
+        # The weight is the batch size: ESPnet averages the ranks' losses weighted by it.
         weight = torch.tensor(speech.shape[0], device=loss.device)
-        return loss, stats, weight
+        return force_gatherable((loss, stats, weight), loss.device)
 
     def collect_feats(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs

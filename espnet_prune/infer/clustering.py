@@ -6,9 +6,16 @@ speaker) embedding to a centroid, including the embeddings left out of clusterin
 their window had too little single-speaker speech. VBx follows Landini et al., "Bayesian HMM
 clustering of x-vector sequences (VBx) in speaker diarization" (CSL 2022), in its variant
 without HMM transitions, on PLDA-whitened embeddings (see :mod:`espnet_prune.infer.plda`).
+
+Speaker counts: ``num_speakers`` gives exactly that many centroids, ``min_speakers`` /
+``max_speakers`` bound the count (see :func:`check_speaker_bounds` for what is refused). A
+count above the number of distinct embeddings cannot be met: a ``UserWarning`` is given and
+every distinct embedding becomes its own speaker.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -22,14 +29,81 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def _target_count(found: int, num: int | None, lo: int | None, hi: int | None) -> int | None:
+def check_speaker_bounds(
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+) -> None:
+    """Refuse speaker counts that cannot be honoured, with a one-line :class:`ConfigError`.
+
+    Each given value must be a whole number >= 1; ``min_speakers <= max_speakers``; a
+    ``num_speakers`` given together with bounds must lie inside them (it then decides alone).
+    A count larger than the number of embeddings is valid here: the clustering then warns and
+    gives every distinct embedding its own speaker.
+    """
+    values = {"num_speakers": num_speakers, "min_speakers": min_speakers,
+              "max_speakers": max_speakers}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    if min_speakers is not None and max_speakers is not None and min_speakers > max_speakers:
+        raise ConfigError(
+            f"min_speakers={min_speakers} is larger than max_speakers={max_speakers}"
+        )
+    if num_speakers is not None and (
+        (min_speakers is not None and num_speakers < min_speakers)
+        or (max_speakers is not None and num_speakers > max_speakers)
+    ):
+        given = ", ".join(
+            f"{name}={value}" for name, value in values.items()
+            if value is not None and name != "num_speakers"
+        )
+        raise ConfigError(
+            f"num_speakers={num_speakers} conflicts with {given}; give the count or the bounds"
+        )
+
+
+def _target_count(found: int, num: int | None, lo: int | None, hi: int | None) -> int:
+    """The count to deliver: ``num`` if given, else ``found`` clipped into ``[lo, hi]``."""
     if num is not None:
-        return num
+        return int(num)
     if lo is not None and found < lo:
-        return lo
+        return int(lo)
     if hi is not None and found > hi:
-        return hi
-    return None
+        return int(hi)
+    return found
+
+
+def _available(target: int, x: np.ndarray) -> int:
+    """``target`` capped at the number of distinct embeddings (with a warning)."""
+    distinct = len(np.unique(x, axis=0)) if len(x) else 0
+    if target > distinct:
+        warnings.warn(
+            f"{target} speakers requested but only {distinct} distinct speaker embeddings; "
+            f"giving {distinct} speaker(s)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return max(distinct, 1) if len(x) else 0
+    return target
+
+
+def cut_tree(tree: np.ndarray, num_clusters: int) -> np.ndarray:
+    """Labels 0..K-1 of the partition after the first ``N - num_clusters`` merges of ``tree``.
+
+    Exactly ``num_clusters`` clusters for any ``1 <= num_clusters <= N``, also for centroid
+    linkage, whose merge heights are not monotonic (a cut by height or scipy's ``maxclust`` can
+    then give fewer clusters than asked: the reported "2 speakers asked, 1 given").
+    """
+    num = len(tree) + 1
+    by_order = tree.copy()
+    by_order[:, 2] = np.arange(num - 1)  # heights = merge order: monotonic
+    labels = fcluster(by_order, num - num_clusters - 0.5, criterion="distance") - 1
+    return np.unique(labels, return_inverse=True)[1]
 
 
 def _centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -46,40 +120,44 @@ def ahc_labels(
 ) -> np.ndarray:
     """Centroid-linkage AHC on unit-length embeddings (euclidean), labels 0..K-1.
 
-    Clusters smaller than ``min_cluster_size`` (capped at 10 % of the embeddings, so that short
-    recordings keep their speakers) are merged into the nearest large cluster. A requested count
-    is met by cutting the dendrogram where it has that many large clusters.
+    Without a count, the dendrogram is cut at ``threshold`` and clusters smaller than
+    ``min_cluster_size`` (capped at 10 % of the embeddings, so that short recordings keep their
+    speakers) are merged into the nearest large cluster. When that count differs from
+    ``num_clusters``, or lies outside ``[min_clusters, max_clusters]``, the dendrogram is cut
+    where it has exactly the requested (or nearest allowed) number of clusters, small ones
+    included: a speaker asked for is kept even when it has few embeddings. More clusters than
+    distinct embeddings cannot be made: then a warning, and one cluster per distinct embedding.
     """
+    check_speaker_bounds(num_clusters, min_clusters, max_clusters)
     num = len(embeddings)
     if num == 0:
         return np.zeros(0, dtype=int)
-    if num == 1:
-        return np.zeros(1, dtype=int)
     x = l2_normalize(embeddings.astype(np.float64))
+    if num == 1:
+        _available(_target_count(1, num_clusters, min_clusters, max_clusters), x)
+        return np.zeros(1, dtype=int)
     tree = linkage(x, method="centroid", metric="euclidean")
     min_size = max(1, min(min_cluster_size, round(0.1 * num)))
 
-    def split(labels: np.ndarray) -> np.ndarray:
-        sizes = np.bincount(labels)
-        large = np.flatnonzero(sizes >= min_size)
-        if len(large) == 0:
-            return np.zeros(num, dtype=int)
+    labels = fcluster(tree, threshold, criterion="distance") - 1
+    sizes = np.bincount(labels)
+    large = np.flatnonzero(sizes >= min_size)
+    if len(large) == 0:
+        labels = np.zeros(num, dtype=int)
+    else:
         centroids = l2_normalize(np.stack([x[labels == k].mean(0) for k in large]))
         nearest = np.argmax(x @ centroids.T, axis=1)
         keep = np.isin(labels, large)
-        out = np.where(keep, np.searchsorted(large, labels), nearest)
-        return np.unique(out, return_inverse=True)[1]
-
-    labels = split(fcluster(tree, threshold, criterion="distance") - 1)
-    target = _target_count(int(labels.max()) + 1, num_clusters, min_clusters, max_clusters)
-    if target is None:
+        labels = np.where(keep, np.searchsorted(large, labels), nearest)
+        labels = np.unique(labels, return_inverse=True)[1]
+    found = int(labels.max()) + 1
+    target = _target_count(found, num_clusters, min_clusters, max_clusters)
+    if target == found:
         return labels
-    target = max(1, min(target, num))
-    for cut in range(target, num + 1):
-        candidate = split(fcluster(tree, cut, criterion="maxclust") - 1)
-        if candidate.max() + 1 == target:
-            return candidate
-    return fcluster(tree, target, criterion="maxclust") - 1
+    target = _available(target, x)
+    if target == found:
+        return labels
+    return cut_tree(tree, target)
 
 
 def vbx(
@@ -147,6 +225,8 @@ class AgglomerativeClustering:
             embeddings, self.threshold, self.min_cluster_size, num_speakers, min_speakers,
             max_speakers,
         )
+        if len(labels) == 0:
+            return np.zeros((0, np.shape(embeddings)[-1]))
         return _centroids(l2_normalize(embeddings), labels)
 
 
@@ -182,27 +262,41 @@ class VBxClustering:
         min_speakers: int | None = None,
         max_speakers: int | None = None,
     ) -> np.ndarray:
+        """VBx centroids in the PLDA space; a count VBx does not reach by itself is imposed.
+
+        VBx has no count constraint. When its count differs from ``num_speakers`` or lies
+        outside the bounds, the dendrogram of the unit-length PLDA-space features is cut where
+        it has exactly the target count (as for AHC) and VBx is run again from that partition;
+        the centroids are those of VBx's hard decisions when they still use every speaker, else
+        those of the cut (pyannote/DiariZen re-cluster with k-means here instead).
+        """
+        check_speaker_bounds(num_speakers, min_speakers, max_speakers)
         features = self.space(embeddings)
         if len(features) < 2:
+            if len(features):
+                _available(_target_count(1, num_speakers, min_speakers, max_speakers), features)
             return features.copy()
-        init = ahc_labels(embeddings, self.threshold)
-        gamma, pi, _ = vbx(
-            features, self.plda.phi, init, self.fa, self.fb, max_iters=self.max_iters
-        )
-        keep = pi > self.min_speaker_prior
-        gamma = gamma[:, keep]
+        gamma = self._vbx(features, ahc_labels(embeddings, self.threshold))
+        gamma = gamma[:, np.unique(np.argmax(gamma, axis=1))]  # speakers that win an embedding
         found = gamma.shape[1]
         target = _target_count(found, num_speakers, min_speakers, max_speakers)
-        if target is not None and target != found:
-            # VBx has no count constraint: fall back to k-means with the requested count
-            from sklearn.cluster import KMeans
-
-            target = max(1, min(target, len(features)))
-            unit = l2_normalize(features)
-            labels = KMeans(n_clusters=target, n_init=10, random_state=0).fit_predict(unit)
+        if target != found:
+            target = _available(target, features)
+        if target != found:
+            labels = cut_tree(linkage(l2_normalize(features), method="centroid"), target)
+            refined = np.argmax(self._vbx(features, labels), axis=1)
+            if len(np.unique(refined)) == target:
+                labels = refined
             return _centroids(features, labels)
         weights = gamma / np.maximum(gamma.sum(0, keepdims=True), 1e-12)
         return weights.T @ features
+
+    def _vbx(self, features: np.ndarray, init: np.ndarray) -> np.ndarray:
+        """Responsibilities of the speakers VBx keeps (prior above ``min_speaker_prior``)."""
+        gamma, pi, _ = vbx(
+            features, self.plda.phi, init, self.fa, self.fb, max_iters=self.max_iters
+        )
+        return gamma[:, pi > self.min_speaker_prior]
 
 
 def assign(

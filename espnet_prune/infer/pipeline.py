@@ -18,7 +18,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from espnet_prune.errors import DataError
-from espnet_prune.infer.clustering import assign
+from espnet_prune.infer.clustering import assign, check_speaker_bounds
 from espnet_prune.utils.rttm import RttmSegment
 
 Segmentation = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -41,6 +41,12 @@ class InferenceConfig:
     # roughly 40 min at the paper's 0.8 s step) an evenly spaced subsample is clustered and
     # every embedding is then assigned to the nearest centroid. 0: no limit.
     max_cluster_embeddings: int = 6000
+    # frames whose RMS is below this level (dB re full scale) are never speech: digital
+    # silence gives an empty result. None: no floor.
+    silence_floor_db: float | None = -70.0
+
+    def __post_init__(self):
+        check_speaker_bounds(self.num_speakers, self.min_speakers, self.max_speakers)
 
     @property
     def step_seconds(self) -> float:
@@ -104,7 +110,18 @@ class DiarizationPipeline:
         if step <= 0 or step > window:
             raise DataError(f"window step {cfg.step_seconds} s must lie in (0, window]")
         count = 1 + int(np.ceil(max(num_samples - window, 0) / step))
-        return window, step, np.arange(count) * step
+        starts = np.arange(count) * step
+        # a trailing window holding less than one model frame adds nothing (and would give
+        # the model a zero-frame input): the window before it already reaches the audio's end
+        while len(starts) > 1 and num_samples - starts[-1] < self.frame_length:
+            starts = starts[:-1]
+        return window, step, starts
+
+    def frames_in(self, num_samples: int) -> int:
+        """Model frames in ``num_samples`` samples (the frontends' count: whole frames only)."""
+        if num_samples < self.frame_length:
+            return 0
+        return (num_samples - self.frame_length) // self.frame_shift + 1
 
     def __call__(self, audio, recording: str = "rec") -> list[RttmSegment]:
         """``audio``: float samples ``[T]``, or a :class:`WavFileAudio` read window by window."""
@@ -124,8 +141,7 @@ class DiarizationPipeline:
         num_frames = int(np.ceil(len(audio) / self.frame_shift))
         count_sum = np.zeros(num_frames, dtype=np.float32)
         coverage = np.zeros(num_frames, dtype=np.float32)
-        packed, embeddings, owners, clean = [], [], [], []
-        frames_per_window = None
+        packed, frames, embeddings, owners, clean = [], [], [], [], []
 
         bar = None
         if self.progress:
@@ -146,51 +162,95 @@ class DiarizationPipeline:
                 pieces.append(piece)
             log_probs = np.asarray(self.segmentation(batch, lengths))
             activity = np.asarray(self.to_multilabel(log_probs)).astype(np.uint8)  # [B, F, K]
-            if frames_per_window is None:
-                frames_per_window = activity.shape[1]
             if cfg.median_filter > 1:
-                activity = median_filter(activity, size=(1, cfg.median_filter, 1), mode="nearest")
-            waves = []  # one embedding call per batch of windows (extractors batch inside)
+                activity = median_filter(activity, size=(1, cfg.median_filter, 1), mode="reflect")
+            requests = []  # (row, speaker mask): one embedding call per batch of windows
             for row, start in enumerate(batch_starts):
-                waves += self._accumulate(
+                requests += [(row, mask) for mask in self._accumulate(
                     pieces[row], first + row, int(start), int(lengths[row]), activity[row],
-                    count_sum, coverage, packed, owners, clean,
-                )
-            if waves:
-                embeddings.append(np.asarray(self.embedding(waves)))
+                    count_sum, coverage, packed, frames, owners, clean,
+                )]
+            if requests:
+                embeddings.append(self._embed(batch, pieces, requests))
             if bar is not None:
                 bar.update(len(batch_starts))
         if bar is not None:
             bar.close()
         return self._reconstruct(
-            recording, starts // self.frame_shift, frames_per_window, count_sum, coverage,
+            recording, len(audio), starts // self.frame_shift, frames, count_sum, coverage,
             packed, embeddings, owners, clean,
         )
 
     def _accumulate(
-        self, piece, index, start, length, activity, count_sum, coverage, packed, owners, clean,
+        self, piece, index, start, length, activity, count_sum, coverage, packed, frames, owners,
+        clean,
     ) -> list[np.ndarray]:
-        """Adds one window's counts and activities; returns the samples to embed (taken from
-        ``piece``, the window's audio)."""
-        valid = min(activity.shape[0], int(np.ceil(length / self.frame_shift)))
+        """Adds one window's counts and activities; returns one frame mask per active local
+        speaker, the frames its embedding is pooled over.
+
+        The window's valid frames are those the model computes from its real samples (a batch
+        is trimmed to its longest window, so a partial window may come with fewer frames than
+        a full one, or with padding frames): that number is stored with the window and is the
+        one read back in :meth:`_reconstruct`.
+        """
         offset = start // self.frame_shift
-        valid = min(valid, len(count_sum) - offset)
+        valid = min(activity.shape[0], self.frames_in(length), len(count_sum) - offset)
+        valid = max(valid, 0)
         activity = activity[:valid]
+        activity = self._silence_gate(piece, activity)
         count_sum[offset : offset + valid] += activity.sum(1)
         coverage[offset : offset + valid] += 1
         packed.append(np.packbits(activity.T.astype(bool), axis=1))  # [K, ceil(F/8)]
+        frames.append(valid)
         single = activity.sum(1) == 1
-        waves = []
+        masks = []
         for speaker in range(activity.shape[1]):
             active = activity[:, speaker].astype(bool)
             if not active.any():
                 continue
+            # the speaker's clean (single-speaker) frames; all its frames if it has none, as
+            # pyannote's pipeline does with exclude_overlap
             own = active & single
-            frames = own if own.any() else active
-            waves.append(self._samples(piece, 0, frames))
+            masks.append(own if own.any() else active)
             owners.append((index, speaker))
             clean.append(own.sum() >= self.config.min_clean_fraction * valid)
-        return waves
+        return masks
+
+    def _embed(self, batch: np.ndarray, pieces: list[np.ndarray], requests) -> np.ndarray:
+        """Embeddings of (window row, frame mask) requests.
+
+        An extractor with ``embed_masked(windows, rows, masks)`` (the WeSpeaker ResNet34) sees
+        each whole, zero-padded window and pools its statistics with the speaker's frame mask
+        as weights, as the reference pipeline (pyannote's) does; the masks are given over the
+        full window's model frames. Any other extractor (``__call__(waveforms)``, e.g.
+        resemblyzer, whose LSTM has no pooling layer to weight) gets the masked frames' samples
+        spliced together: for a 0/1 mask that is the input-side equivalent of pooling over the
+        selected frames.
+        """
+        if hasattr(self.embedding, "embed_masked"):
+            masks = np.zeros((len(requests), self.frames_in(batch.shape[1])), dtype=np.float32)
+            for index, (_, mask) in enumerate(requests):
+                masks[index, : len(mask)] = mask
+            rows = np.array([row for row, _ in requests])
+            return np.asarray(self.embedding.embed_masked(batch, rows, masks))
+        waves = [self._samples(pieces[row], 0, mask) for row, mask in requests]
+        return np.asarray(self.embedding(waves))
+
+    def _silence_gate(self, piece: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        """Clears the activity of frames quieter than ``silence_floor_db`` (RMS re full scale).
+
+        Speech is never below it in a real recording (a -70 dBFS floor is ~20 dB under the
+        quietest far-field speech and over the noise of 16-bit dither); digital silence and
+        padding are. Without it a model trained on speech-dense chunks may call silence speech.
+        """
+        floor = self.config.silence_floor_db
+        if floor is None or len(activity) == 0:
+            return activity
+        squares = np.concatenate([[0.0], np.cumsum(np.square(piece, dtype=np.float64))])
+        first = np.arange(len(activity)) * self.frame_shift
+        energy = (squares[first + self.frame_length] - squares[first]) / self.frame_length
+        loud = energy > 10.0 ** (floor / 10.0)
+        return activity * loud[:, None].astype(activity.dtype)
 
     def _samples(self, audio: np.ndarray, start: int, frames: np.ndarray) -> np.ndarray:
         """Samples of the selected frames (each frame = its frame_shift hop, centred)."""
@@ -204,7 +264,7 @@ class DiarizationPipeline:
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
     def _reconstruct(
-        self, recording, offsets, frames_per_window, count_sum, coverage, packed, embeddings,
+        self, recording, num_samples, offsets, frames, count_sum, coverage, packed, embeddings,
         owners, clean,
     ) -> list[RttmSegment]:
         cfg = self.config
@@ -229,10 +289,10 @@ class DiarizationPipeline:
         num_frames = len(count_sum)
         score = np.zeros((num_frames, len(centroids)), dtype=np.float32)
         for (window, speaker), label in zip(owners, labels):
-            bits = np.unpackbits(packed[window][speaker])
+            valid = frames[window]
+            bits = np.unpackbits(packed[window][speaker], count=valid)
             offset = int(offsets[window])
-            valid = min(frames_per_window, num_frames - offset)
-            score[offset : offset + valid, label] += bits[:valid]
+            score[offset : offset + valid, label] += bits
         covered = np.maximum(coverage, 1)
         score /= covered[:, None]
         count = np.rint(count_sum / covered).astype(int)
@@ -242,10 +302,11 @@ class DiarizationPipeline:
         rank = np.empty_like(order)
         rank[np.arange(num_frames)[:, None], order] = np.arange(len(centroids))[None, :]
         active = (rank < count[:, None]) & (score > 0)
-        return self._segments(recording, active)
+        return self._segments(recording, active, num_samples)
 
-    def _segments(self, recording: str, active: np.ndarray) -> list[RttmSegment]:
+    def _segments(self, recording: str, active: np.ndarray, num_samples: int) -> list[RttmSegment]:
         rate = self.config.sample_rate
+        duration = num_samples / rate
         hop = self.frame_shift / rate
         centre = (self.frame_length - self.frame_shift) / 2 / rate
         gap = int(round(self.config.min_duration_off / hop))
@@ -261,8 +322,11 @@ class DiarizationPipeline:
                     merged.append([on, off])
             for on, off in merged:
                 start = max(0.0, centre + on * hop) if on > 0 else 0.0
-                end = centre + off * hop
+                end = min(centre + off * hop, duration)
+                start, end = round(start, 3), int(end * 1000) / 1000  # never past the audio
+                if end <= start:
+                    continue
                 segments.append(
-                    RttmSegment(recording, round(start, 3), round(end - start, 3), f"spk{speaker}")
+                    RttmSegment(recording, start, round(end - start, 3), f"spk{speaker}")
                 )
         return sorted(segments, key=lambda s: (s.start, s.speaker))

@@ -68,14 +68,31 @@ class Plda:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: PLDA file does not exist")
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: PLDA file is empty (0 bytes; an interrupted write?)")
         try:
-            with np.load(path) as data:
-                missing = [key for key in KEYS if key not in data]
+            # plain arrays only: a pickled object array or a pickle file is refused, not loaded
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"{path}: expected a .npz archive of the arrays "
+                                      f"{', '.join(KEYS)} (written by diar_plda)")
+            with data:
+                missing = [key for key in KEYS if key not in data.files]
+                if len(missing) == len(KEYS):
+                    raise CheckpointError(f"{path}: not a PLDA file (an .npz archive of the "
+                                          f"arrays {', '.join(KEYS)}, written by diar_plda)")
                 if missing:
                     raise CheckpointError(f"{path}: PLDA file lacks key(s) {', '.join(missing)}")
                 return cls(**{key: data[key].astype(np.float64) for key in KEYS})
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: cannot read PLDA ({exc})") from None
+        except CheckpointError:
+            raise
+        except Exception as exc:  # OSError, ValueError (pickled data), BadZipFile, EOFError
+            if "pickle" in str(exc):
+                raise CheckpointError(f"{path}: refusing to unpickle the PLDA file: it holds "
+                                      "pickled Python objects, and only plain arrays are read "
+                                      "(write it with diar_plda)") from None
+            message = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"{path}: cannot read PLDA ({message})") from None
 
 
 def estimate_plda(embeddings: np.ndarray, speakers, lda_dim: int = 128) -> Plda:

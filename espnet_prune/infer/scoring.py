@@ -15,6 +15,14 @@ Conventions (see also ``../shared/METHOD.md`` §5):
   and both scorers score the same time.
 * JER always comes from pyannote.metrics (md-eval has none); with ``scorer="md-eval"`` only the DER
   components come from md-eval.
+* Refused as evidently wrong input (:func:`check_inputs`), rather than scored as a 100 % DER:
+  a non-empty hypothesis none of whose recordings is in the reference (wrong file pair or
+  renamed recordings), and times that are evidently not seconds. ESPnet's own ``rttm`` data
+  type counts *samples*; such a file puts every time 16000× too far. The rule: a hypothesis
+  recording ending after ``10 × E + 60`` s, where ``E`` is the end of that recording's reference
+  (or its UEM, when larger), is an error; so is a reference recording ending after ``10 × U +
+  60`` s of its UEM end ``U``. A file in 16 kHz samples is caught unless its true end lies
+  before about 1/1600 of the reference's; output in seconds never comes near the bound.
 
 This module imports no torch and no espnet2: scoring starts in about the time pyannote.metrics
 needs to import.
@@ -33,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from espnet_prune.errors import DataError
-from espnet_prune.utils.rttm import RttmSegment, to_annotation
+from espnet_prune.utils.rttm import RttmSegment, merge_overlaps, to_annotation
 
 MD_EVAL_PATHS = ("/usr/lib/sctk/bin/md-eval.pl", "/usr/share/sctk/bin/md-eval.pl")
 RATE_KEYS = ("der", "miss", "false_alarm", "confusion", "jer")
@@ -74,23 +82,9 @@ class ErrorTimes:
 
 def merge_speaker_overlaps(turns: Turns) -> dict[str, list[RttmSegment]]:
     """Union of each speaker's segments per recording (a speaker is active or not)."""
-    merged: dict[str, list[RttmSegment]] = {}
+    merged = {}
     for rec, segments in turns.items():
-        out: list[RttmSegment] = []
-        by_speaker: dict[str, list[RttmSegment]] = {}
-        for seg in segments:
-            by_speaker.setdefault(seg.speaker, []).append(seg)
-        for speaker, own in by_speaker.items():
-            own.sort(key=lambda s: s.start)
-            start, end = own[0].start, own[0].end
-            for seg in own[1:]:
-                if seg.start <= end:
-                    end = max(end, seg.end)
-                else:
-                    out.append(RttmSegment(rec, start, end - start, speaker))
-                    start, end = seg.start, seg.end
-            out.append(RttmSegment(rec, start, end - start, speaker))
-        merged[rec] = sorted(out, key=lambda s: (s.start, s.speaker))
+        merged[rec] = sorted(merge_overlaps(segments), key=lambda s: (s.start, s.speaker))
     return merged
 
 
@@ -109,6 +103,55 @@ def default_uem(reference: Turns, hypothesis: Turns) -> dict[str, list[tuple[flo
         both = list(turns) + list(hypothesis.get(rec, []))
         uem[rec] = [(min(s.start for s in both), max(s.end for s in both))]
     return uem
+
+
+UNITS_FACTOR = 10.0  # see check_inputs: ends beyond FACTOR × extent + SLACK are not seconds
+UNITS_SLACK = 60.0
+
+
+def _names(recordings, limit: int = 3) -> str:
+    shown = ", ".join(sorted(recordings)[:limit])
+    return shown + (" ..." if len(recordings) > limit else "")
+
+
+def check_inputs(
+    reference: Turns,
+    hypothesis: Turns,
+    uem: Uem | None = None,
+    ref_name: str = "reference",
+    hyp_name: str = "hypothesis",
+) -> None:
+    """Refuse inputs whose score would be meaningless (see the module docstring); the
+    one-line DataError names the file (``ref_name`` / ``hyp_name``) and the recording."""
+    spoken = [rec for rec, turns in hypothesis.items() if turns]
+    if spoken and not set(spoken) & set(reference):
+        raise DataError(
+            f"{hyp_name}: none of its {len(spoken)} recording(s) ({_names(spoken)}) is in "
+            f"{ref_name} ({_names(reference)}): a wrong file pair, or the recording names differ"
+        )
+    uem = uem or {}
+    for rec in sorted(reference):
+        turns = reference[rec]
+        if not turns:
+            continue
+        ref_end = max(seg.end for seg in turns)
+        uem_end = max((end for _, end in uem.get(rec, [])), default=None)
+        if uem_end is not None and ref_end > UNITS_FACTOR * uem_end + UNITS_SLACK:
+            raise DataError(
+                f"{ref_name}: recording {rec!r} ends at {ref_end:.3f} s, its UEM at "
+                f"{uem_end:.3f} s: the times look like samples, not seconds"
+            )
+        hyp_turns = hypothesis.get(rec, [])
+        if not hyp_turns:
+            continue
+        extent = max(ref_end, uem_end or 0.0)
+        hyp_end = max(seg.end for seg in hyp_turns)
+        if hyp_end > UNITS_FACTOR * extent + UNITS_SLACK:
+            raise DataError(
+                f"{hyp_name}: recording {rec!r} ends at {hyp_end:.3f} s, its reference at "
+                f"{extent:.3f} s: the times look like samples, not seconds (ESPnet's 'rttm' "
+                "data type counts samples; write standard RTTM in seconds)"
+            )
 
 
 def _check_recordings(reference: Turns, hypothesis: Turns, uem: Uem | None) -> list[str]:
@@ -242,10 +285,16 @@ def score(
     uem: Uem | None = None,
     collar: float = 0.0,
     scorer: str = "pyannote",
+    ref_name: str = "reference",
+    hyp_name: str = "hypothesis",
 ) -> dict:
-    """Scores in the ``diar_score --json`` schema (fractions, 0.153 = 15.3 %)."""
+    """Scores in the ``diar_score --json`` schema (fractions, 0.153 = 15.3 %).
+
+    ``ref_name`` / ``hyp_name`` (the file names) are used in the messages of refused input.
+    """
     if collar < 0 or not math.isfinite(collar):
         raise DataError(f"collar must be >= 0 seconds, got {collar}")
+    check_inputs(reference, hypothesis, uem, ref_name, hyp_name)
     reference, hypothesis = merge_speaker_overlaps(reference), merge_speaker_overlaps(hypothesis)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*approximated by the union.*")

@@ -12,7 +12,6 @@ mean and unbiased standard deviation over time of the 256 × 10 map → Linear(5
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,8 @@ BLOCKS_PER_STAGE = (3, 4, 6, 3)
 BASE_CHANNELS = 32
 EMBEDDING_DIM = 256
 IGNORED_PREFIXES = ("projection.",)  # WeSpeaker's classification head (training only)
+# modules whose pickled objects (metadata of pyannote's checkpoints) are read as inert stand-ins
+INERT_PREFIXES = ("pyannote.",)
 
 
 def weighted_stats(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -36,9 +37,9 @@ def weighted_stats(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     neighbour, as pyannote.audio 4 does; the result is ``[B, 2D]``.
     """
     w = nn.functional.interpolate(weights[:, None].float(), size=x.shape[-1], mode="nearest")
-    total = w.sum(-1)
+    total = w.sum(-1) + 1e-8  # pyannote's epsilons: a one-frame mask gives std 0, not NaN
     mean = (x * w).sum(-1) / total
-    var = (w * (x - mean[..., None]) ** 2).sum(-1) / (total - (w**2).sum(-1) / total)
+    var = (w * (x - mean[..., None]) ** 2).sum(-1) / (total - (w**2).sum(-1) / total + 1e-8)
     return torch.cat([mean, var.sqrt()], dim=-1)
 
 
@@ -83,17 +84,24 @@ class ResNet34Trunk(nn.Module):
         pooled = (feat_dim // 8) * in_channels  # frequency axis is halved three times
         self.seg_1 = nn.Linear(2 * pooled, embed_dim)
 
-    def forward(self, fbank: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def frame_features(self, fbank: torch.Tensor) -> torch.Tensor:
+        """fbank ``[B, T, 80]`` → the map pooled over time, ``[B, C·F', T']``."""
         x = fbank.transpose(1, 2).unsqueeze(1)  # [B, 1, F, T]
         x = torch.relu(self.bn1(self.conv1(x)))
         for stage in range(len(BLOCKS_PER_STAGE)):
             x = getattr(self, f"layer{stage + 1}")(x)
-        x = x.flatten(1, 2)  # [B, C·F', T'], channel-major
+        return x.flatten(1, 2)  # channel-major
+
+    def pool(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(Weighted) statistics pooling of ``frame_features`` and the embedding layer."""
         if weights is None:
             stats = torch.cat([x.mean(-1), x.std(-1, unbiased=True)], dim=-1)
         else:
             stats = weighted_stats(x, weights)
         return self.seg_1(stats)
+
+    def forward(self, fbank: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.pool(self.frame_features(fbank), weights)
 
 
 class WeSpeakerResNet34(nn.Module):
@@ -135,19 +143,14 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def read_wespeaker_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``resnet.*`` tensors of a pyannote/WeSpeaker ResNet34 checkpoint (file or hub dir)."""
+    from espnet_prune.wavlm.checkpoint import read_checkpoint
+
     path = checkpoint_file(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: WeSpeaker checkpoint does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        # pyannote's Lightning checkpoints also pickle their task specifications
-        logging.warning("%s: not a plain tensor checkpoint; unpickling it in full "
-                        "(only load files you trust)", path)
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise CheckpointError(f"{path}: cannot read checkpoint ({exc})") from None
+    # never a full unpickle: pyannote's Lightning checkpoints also pickle pyannote objects
+    # (task specifications), which come back inert; anything else foreign is refused
+    data = read_checkpoint(path, "WeSpeaker checkpoint", inert_prefixes=INERT_PREFIXES)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not data:
@@ -187,3 +190,18 @@ class WeSpeakerEmbedding(SpeakerEmbedding):
         with torch.inference_mode():
             wav = torch.from_numpy(np.ascontiguousarray(waveform)).to(self.device)
             return self.model(wav).float().cpu().numpy()
+
+    def embed_masked(self, windows: np.ndarray, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """The reference's embedding of a local speaker: the whole window ``windows[rows[i]]``
+        goes through the ResNet, whose statistics pooling is weighted by ``masks[i]`` (frame
+        weights over the window, any frame rate: resampled to the ResNet's by nearest
+        neighbour). Each window's trunk runs once, shared by its speakers."""
+        used, inverse = np.unique(np.asarray(rows), return_inverse=True)
+        with torch.inference_mode():
+            wavs = torch.from_numpy(np.ascontiguousarray(windows[used])).to(self.device)
+            fbank = torch.stack([self.model.fbank(wav) for wav in wavs])
+            features = self.model.resnet.frame_features(fbank)
+            weights = torch.from_numpy(np.ascontiguousarray(masks)).to(self.device)
+            index = torch.from_numpy(inverse).to(features.device)
+            out = self.model.resnet.pool(features[index], weights)
+        return out.float().cpu().numpy()

@@ -1,4 +1,5 @@
-"""Layer-to-layer distillation loss: L1 + (−cosine similarity), no prediction heads.
+"""Layer-to-layer distillation loss: L1 + (−cosine similarity), averaged over the distilled
+layers, no prediction heads.
 
 Student and teacher hidden states are compared directly at the same layer indices (the
 student keeps the model dimension, only inner units are pruned), unlike DPHuBERT which
@@ -30,11 +31,14 @@ def distillation_loss(
     l1_weight: float = 1.0,
     cos_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Sum over ``layers`` of ``l1_weight·mean|s − t| − cos_weight·mean cos(s, t)``.
+    """``l1_weight·mean|s − t| − cos_weight·mean cos(s, t)``, each mean over the distilled
+    ``layers`` too, i.e. the mean over layers of the per-layer terms.
 
-    Hidden states are lists of [B, F, D] (index 0 = input of the first Transformer layer).
-    Means run over real frames only (``lengths`` in frames) and, for L1, over features.
-    Returns the loss and detached stats ``distill_l1`` / ``distill_cos`` (averaged over layers).
+    As in the reference (L1 and cosine each averaged over the stacked (batch, layer, time,
+    dim) tensor).  Hidden states are lists of [B, F, D] (index 0 = input of the first
+    Transformer layer).  Means run over real frames only (``lengths`` in frames; the
+    reference's fixed-length chunks have none to exclude) and, for L1, over features.
+    Returns the loss and detached stats ``distill_l1`` / ``distill_cos`` (also layer means).
     """
     if len(student_hiddens) != len(teacher_hiddens):
         raise ConfigError(
@@ -69,4 +73,4 @@ def distillation_loss(
         l1_sum = l1_sum + l1.detach()
         cos_sum = cos_sum + cos.detach()
     stats = {"distill_l1": l1_sum / len(layers), "distill_cos": cos_sum / len(layers)}
-    return total, stats
+    return total / len(layers), stats

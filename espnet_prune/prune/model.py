@@ -18,11 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch import nn
 
 from espnet_prune.errors import ConfigError
 from espnet_prune.prune.distill import distillation_loss
+from espnet_prune.prune.export import early_stop_score
 from espnet_prune.prune.lagrangian import SparsityLagrangian
 from espnet_prune.prune.schedule import TargetSchedule
 
@@ -41,6 +43,31 @@ STEP_LOG_COLUMNS = (
 def is_main_process() -> bool:
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def is_export_process(args) -> bool:
+    """After ``Task.main(args)`` returned: whether this process writes a run's exports.
+
+    With an external launcher (torchrun, ``--dist_rank``/``--dist_world_size``, srun) every
+    rank returns from ``main`` (rank 0 still saving checkpoints): only rank 0 exports.  With
+    ESPnet's own spawning (``--ngpu N --multiprocessing_distributed true``) the ranks were
+    children and the parent returns once they are done: the parent of node 0 exports.
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    if getattr(args, "distributed", False) and getattr(args, "multiprocessing_distributed", False):
+        from espnet2.train.distributed_utils import get_node_rank
+
+        return (get_node_rank(args.dist_rank, args.dist_launcher) or 0) == 0
+    return True
+
+
+def is_secondary_replica(module: nn.Module, device: torch.device) -> bool:
+    """True in a DataParallel (``--ngpu N``, N > 1) copy of ``module`` on another GPU than
+    the first: those copies are thrown away after forward, only the first shares the module's
+    buffers (ESPnet's DataParallel uses ``device_ids = 0..N-1``)."""
+    return bool(getattr(module, "_is_replica", False)) and device.index not in (None, 0)
 
 
 class DistillPruneModel(AbsESPnetModel):
@@ -75,6 +102,8 @@ class DistillPruneModel(AbsESPnetModel):
         if diar_model is not None and diar_model.frontend.wavlm is not student:
             raise ConfigError("hybrid: the diarization model's frontend WavLM must be the student")
         self.step_log = Path(step_log) if step_log else None
+        # a dict, not a flag: DataParallel replicas share it (shallow copy of __dict__)
+        self._step_log_state = {"trimmed": False}
         self.use_regularizer = bool(regularizer)
         if self.use_regularizer:
             if not list(student.gate_parameters()):
@@ -147,6 +176,9 @@ class DistillPruneModel(AbsESPnetModel):
                 lambda1=self.lagrangian.lambda1.detach().clone(),
                 lambda2=self.lagrangian.lambda2.detach().clone(),
                 regularizer=regularizer.detach(),
+                # the reference's early stopping: distillation loss, after the warm-up only
+                early_stop_loss=early_stop_score(distill.detach(), int(self.schedule.step),
+                                                 self.schedule.warmup_steps),
             )
 
         if self.diar_model is not None:
@@ -160,17 +192,22 @@ class DistillPruneModel(AbsESPnetModel):
 
         stats["loss"] = loss.detach()
         if self.training and self.use_regularizer:
-            self._log_step(stats)
+            if not is_secondary_replica(self, speech.device):
+                self._log_step(stats)
             self.schedule.advance()
         batch_size = speech.new_tensor(speech.shape[0], dtype=torch.long)
-        return loss, stats, batch_size
+        # ESPnet's convention: 1-dim tensors on the loss's device, so that DataParallel
+        # (--ngpu N) can gather the replicas' outputs and recursive_average (DDP) can sum them.
+        # Every rank computes the same regulariser (gates and λs are in sync), so the
+        # batch-size weighted average over ranks keeps it whole.
+        return force_gatherable((loss, stats, batch_size), loss.device)
 
     def _log_step(self, stats: dict[str, torch.Tensor]) -> None:
         if self.step_log is None or not is_main_process():
             return
-        if not getattr(self, "_step_log_trimmed", False):
+        if not self._step_log_state["trimmed"]:
             self._trim_step_log(int(self.schedule.step))
-            self._step_log_trimmed = True
+            self._step_log_state["trimmed"] = True
         new = not self.step_log.exists()
         values = [int(self.schedule.step)] + [float(stats[k]) for k in STEP_LOG_COLUMNS[1:]]
         with self.step_log.open("a", encoding="utf-8") as f:

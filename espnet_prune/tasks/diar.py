@@ -34,6 +34,7 @@ from espnet_prune.diar.encoder import PowersetConformerEncoder
 from espnet_prune.diar.frontends import FRONTENDS, frame_geometry
 from espnet_prune.diar.model import PowersetDiarizationModel
 from espnet_prune.errors import ConfigError
+from espnet_prune.prune.optim import with_percentile_clipping
 
 frontend_choices = ClassChoices(
     name="frontend", classes=dict(FRONTENDS), type_check=AbsFrontend, default="fbank"
@@ -149,6 +150,13 @@ class PowersetDiarizationTask(AbsTask):
             help="Learning rate of the pre-trained frontend (WavLM/s3prl); the rest uses "
             "optim_conf.lr. None: one learning rate for all",
         )
+        group.add_argument(
+            "--grad_clip_percentile", type=float_or_none, default=None,
+            help="Clip each update's gradient norm at this percentile of the last "
+            "--grad_clip_history norms (the reference: 90 of 1000; "
+            "espnet_prune.prune.optim.with_percentile_clipping); with grad_clip .inf")
+        group.add_argument("--grad_clip_history", type=int, default=1000,
+                           help="Gradient norms kept for --grad_clip_percentile")
         for class_choices in cls.class_choices_list:
             # --frontend, --frontend_conf, --encoder, --encoder_conf
             class_choices.add_arguments(group)
@@ -197,6 +205,10 @@ class PowersetDiarizationTask(AbsTask):
     def build_model(cls, args: argparse.Namespace) -> PowersetDiarizationModel:
         frontend_class = frontend_choices.get_class(args.frontend)
         frontend = frontend_class(**(args.frontend_conf or {}))
+        if hasattr(frontend, "portable_conf"):
+            # config.yaml is written after build_model: store what rebuilds the frontend
+            # without its init checkpoint, so that the trained model works anywhere
+            args.frontend_conf = {**(args.frontend_conf or {}), **frontend.portable_conf()}
         encoder_conf = dict(args.encoder_conf or {})
         encoder_class = encoder_choices.get_class(args.encoder)
         width = encoder_conf.get("output_size", 256)
@@ -226,6 +238,9 @@ class PowersetDiarizationTask(AbsTask):
             len(upstream),
             args.upstream_lr,
         )
+        if getattr(args, "grad_clip_percentile", None):
+            optim_class = with_percentile_clipping(optim_class, args.grad_clip_percentile,
+                                                   args.grad_clip_history)
         return [optim_class(groups, **args.optim_conf)]
 
     @classmethod

@@ -21,8 +21,9 @@ from espnet2.utils.types import str_or_none
 
 from espnet_prune.diar.frontends import frame_geometry
 from espnet_prune.errors import CheckpointError, ConfigError
+from espnet_prune.prune.export import EXPORT_POLICIES
 from espnet_prune.prune.model import DistillPruneModel
-from espnet_prune.prune.optim import build_optimizer, param_groups
+from espnet_prune.prune.optim import build_optimizer, param_groups, with_percentile_clipping
 from espnet_prune.tasks.diar import PowersetDiarizationTask
 from espnet_prune.wavlm import WavLM, load_wavlm
 
@@ -37,6 +38,9 @@ DEFAULT_MODEL_CONF = {
     "warmup_epochs": None,
     "hybrid": False,
     "diar_weight": 1.0,
+    # gradient into the student's CNN x 0.1, as in the reference, whose WavLM scales it in its
+    # own feature extraction (so also for the student in pruning and post-pruning distillation)
+    "cnn_grad_scale": 0.1,
 }
 STEP_LOG_FILE = "prune_steps.tsv"
 
@@ -61,13 +65,37 @@ def parse_units(units) -> tuple[str, ...]:
 
 
 def load_diarization_teacher(config_file: str | None, model_file: str):
-    """The fine-tuned diarization model whose WavLM becomes the teacher."""
+    """The fine-tuned diarization model whose WavLM becomes the teacher.
+
+    Read without unpickling and loaded strictly (:mod:`espnet_prune.tasks.model_file`); the
+    kind of file is checked first: a bare WavLM checkpoint, a model whose frontend is not
+    ``wavlm_prunable`` (e.g. fbank) or a model that does not match ``--teacher_config`` is a
+    one-line error naming the file."""
+    from espnet_prune.tasks.model_file import (
+        build_model,
+        load_state,
+        read_model_state,
+        read_train_config,
+    )
+
     for name, path in (("--teacher", model_file), ("--teacher_config", config_file)):
         if path is None:
             raise ConfigError(f"{name} is required (or give --teacher_wavlm)")
         if not Path(path).is_file():
             raise CheckpointError(f"{path}: {name} file not found")
-    diar_model, _ = PowersetDiarizationTask.build_model_from_file(config_file, model_file, "cpu")
+    conf = read_train_config(config_file, "--teacher_config")
+    if conf.get("frontend") != "wavlm_prunable":
+        raise CheckpointError(
+            f"{config_file}: the teacher's frontend is {conf.get('frontend')!r}; --teacher must "
+            "be a WavLM diarization model (trained with frontend: wavlm_prunable)")
+    state = read_model_state(model_file, "--teacher file")
+    if not any(key.startswith("frontend.wavlm.") for key in state):
+        raise CheckpointError(
+            f"{model_file}: --teacher has no 'frontend.wavlm.*' weights: not a WavLM "
+            "diarization model (an fbank model?); give the diar_train output of the WavLM "
+            "teacher")
+    diar_model = build_model(PowersetDiarizationTask, config_file, "cpu", "--teacher_config")
+    load_state(diar_model, state, model_file)
     wavlm = getattr(getattr(diar_model, "frontend", None), "wavlm", None)
     if wavlm is None:
         raise CheckpointError(
@@ -78,8 +106,9 @@ def load_diarization_teacher(config_file: str | None, model_file: str):
 
 
 def fresh_copy(wavlm: WavLM) -> WavLM:
-    """Same weights, but none of the hooks a diarization frontend put on its WavLM (the CNN
-    gradient scaling of fine-tuning must not act on the student during distillation)."""
+    """Same weights and config (dropout included), but none of the hooks a diarization
+    frontend put on its WavLM: the distillation student gets its CNN gradient scaling from
+    ``model_conf.cnn_grad_scale`` instead (``WavLM.cnn_grad_scale``)."""
     copied = WavLM(copy.deepcopy(wavlm.config))
     copied.load_state_dict(wavlm.state_dict())
     return copied
@@ -130,6 +159,20 @@ class DistillPruneTask(PowersetDiarizationTask):
                            help="Learning rate of the Lagrange multipliers (gradient ascent)")
         group.add_argument("--export_dir", type=str_or_none, default=None,
                            help="Where the exported WavLM files go (default: --output_dir)")
+        group.add_argument(
+            "--export_policy", type=str, default="auto", choices=EXPORT_POLICIES,
+            help="Which checkpoint's student is exported at the end: latest; closest (epoch "
+            "whose expected sparsity is nearest the target, needs best_model_criterion "
+            "[valid, sparsity_gap, min]); best (valid.<export_criterion>.best.pth); "
+            "post_peak_average (the reference: average of the --export_nbest epochs with the "
+            "lowest valid.<export_criterion> from its peak on, gates included; needs "
+            "keep_nbest_models > max_epoch); auto: diar_prune closest if that criterion is "
+            "set else latest, diar_distill best")
+        group.add_argument("--export_nbest", type=int, default=5,
+                           help="Epochs averaged by --export_policy post_peak_average")
+        group.add_argument("--export_criterion", type=str, default="loss",
+                           help="Validation statistic of --export_policy best / "
+                           "post_peak_average (the reference: the total loss)")
         # the diarization task's data options (chunking, sample rate) and its --model_conf,
         # whose defaults are replaced by the pruning model's
         super().add_task_arguments(parser)
@@ -143,6 +186,7 @@ class DistillPruneTask(PowersetDiarizationTask):
     def build_model(cls, args: argparse.Namespace) -> DistillPruneModel:
         conf = model_conf_with_defaults(args.model_conf)
         hybrid = conf.pop("hybrid")
+        cnn_grad_scale = float(conf.pop("cnn_grad_scale"))
         diar_model = None
         if args.teacher_wavlm is not None:
             if hybrid:
@@ -160,6 +204,12 @@ class DistillPruneTask(PowersetDiarizationTask):
         else:
             student = fresh_copy(teacher)
         student.train()
+        if hybrid:
+            # the frontend's own hook already scales every gradient into the student's CNN
+            logging.info("hybrid: the student's CNN gradient scale is the frontend's "
+                         "cnn_grad_scale; model_conf.cnn_grad_scale is not applied")
+        else:
+            student.cnn_grad_scale = cnn_grad_scale
         if conf["distill_layers"] is None:
             conf["distill_layers"] = evenly_spaced_layers(teacher.config.num_layers)
         warmup_epochs = conf.pop("warmup_epochs")
@@ -168,7 +218,8 @@ class DistillPruneTask(PowersetDiarizationTask):
             logging.info("target warm-up: %s epochs = %d steps", warmup_epochs,
                          conf["warmup_steps"])
         # config.yaml is written after build_model: record the resolved values there
-        args.model_conf = dict(conf, hybrid=hybrid, warmup_epochs=None)
+        args.model_conf = dict(conf, hybrid=hybrid, warmup_epochs=None,
+                               cnn_grad_scale=cnn_grad_scale)
         if conf["regularizer"]:
             student.add_pruning_gates(parse_units(args.pruning_units))
         output_dir = getattr(args, "output_dir", None)
@@ -197,6 +248,9 @@ class DistillPruneTask(PowersetDiarizationTask):
             },
             {"weights": optim_conf.get("weight_decay", 0.0)},
         )
+        if getattr(args, "grad_clip_percentile", None):  # the reference's adaptive clipping
+            optim_class = with_percentile_clipping(optim_class, args.grad_clip_percentile,
+                                                   args.grad_clip_history)
         return [build_optimizer(optim_class, groups, **optim_conf)]
 
     @classmethod
@@ -211,10 +265,9 @@ class DistillPruneTask(PowersetDiarizationTask):
     def frame_geometry(cls, args: argparse.Namespace) -> tuple[int, int]:
         """The teacher frontend's frames (labels are used only by the hybrid loss)."""
         if getattr(args, "teacher_config", None) and Path(args.teacher_config).is_file():
-            import yaml
+            from espnet_prune.tasks.model_file import read_train_config
 
-            with open(args.teacher_config, encoding="utf-8") as f:
-                teacher_args = yaml.safe_load(f) or {}
+            teacher_args = read_train_config(args.teacher_config, "--teacher_config")
             if "frontend" in teacher_args:
                 return frame_geometry(
                     teacher_args["frontend"], teacher_args.get("frontend_conf") or {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from espnet_prune.errors import DataError
+from espnet_prune.errors import ConfigError, DataError
 from espnet_prune.utils.audio import check_audio
 from espnet_prune.utils.rttm import RttmSegment, read_rttm
 
@@ -17,23 +17,63 @@ from espnet_prune.utils.rttm import RttmSegment, read_rttm
 END_TOLERANCE = 0.5
 
 
+def check_key(key: str, where: str) -> str:
+    """A recording/utterance key that is safe as a file name (outputs are ``<key>.rttm``).
+
+    Refused: path separators, ``.`` and ``..``, control characters, the empty key."""
+    problem = None
+    if not key:
+        problem = "is empty"
+    elif "/" in key or "\\" in key:
+        problem = "contains a path separator"
+    elif key in (".", ".."):
+        problem = "is a relative directory name"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        problem = "contains a control character"
+    if problem:
+        raise DataError(
+            f"{where}: key {key!r} {problem}; keys become output file names "
+            "(use letters, digits, '-', '_', '.')"
+        )
+    return key
+
+
 def read_scp(path: str | Path) -> dict[str, str]:
-    """``key value`` lines; the value may contain spaces; duplicates are an error."""
+    """``key value`` lines; the value may contain spaces; duplicates are an error.
+
+    Keys must be safe file names (:func:`check_key`): outputs are written per key."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
     table: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.strip().split(maxsplit=1)
         if len(parts) != 2:
             raise DataError(f"{path}:{lineno}: expected '<key> <value>', got {line!r}")
         key, value = parts
+        check_key(key, f"{path}:{lineno}")
         if key in table:
             raise DataError(f"{path}:{lineno}: duplicate key {key!r}")
         table[key] = value
     return table
+
+
+def write_text(path: str | Path, text: str, make_parents: bool = False) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename, see
+    :func:`espnet_prune.utils.io.atomic_path`); a write error is one line naming ``path``."""
+    from espnet_prune.utils.io import atomic_path
+
+    with atomic_path(path, make_parents=make_parents) as tmp:
+        try:
+            tmp.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def read_uem(path: str | Path) -> dict[str, list[tuple[float, float]]]:
@@ -63,10 +103,8 @@ def read_uem(path: str | Path) -> dict[str, list[tuple[float, float]]]:
 
 
 def write_uem(path: str | Path, uem: dict[str, list[tuple[float, float]]]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for rec in sorted(uem):
-            for start, end in uem[rec]:
-                fh.write(f"{rec} 1 {start:.3f} {end:.3f}\n")
+    lines = [f"{rec} 1 {start:.3f} {end:.3f}\n" for rec in sorted(uem) for start, end in uem[rec]]
+    write_text(path, "".join(lines))
 
 
 @dataclass
@@ -116,7 +154,7 @@ def validate_data_dir(
     for key in list(wavs):
         wavs[key] = _resolve_wav(wavs[key], scp, lineno_of, key)
         try:
-            info = check_audio(wavs[key], sample_rate)
+            info = check_audio(wavs[key], sample_rate, finite=True)
         except DataError as exc:
             raise DataError(f"{scp}:{lineno_of[key]} ({key}): {exc}") from None
         durations[key] = info.duration

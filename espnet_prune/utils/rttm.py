@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from espnet_prune.errors import DataError
+from espnet_prune.errors import ConfigError, DataError
 
 
 class RttmSegment(NamedTuple):
@@ -86,12 +86,46 @@ def format_rttm_line(seg: RttmSegment) -> str:
 
 
 def write_rttm(path: str | Path, segments: Iterable[RttmSegment]) -> None:
-    """Write segments (any order) as standard RTTM, sorted by recording and start."""
+    """Write segments (any order) as standard RTTM, sorted by recording and start.
+
+    Written through :func:`espnet_prune.utils.io.atomic_path`: a failed or interrupted write
+    (a full disk) leaves no file under ``path`` that could pass for "no speech"; write errors
+    are a one-line ConfigError naming ``path``.
+    """
+    from espnet_prune.utils.io import atomic_path
+
     ordered = sorted(segments, key=lambda s: (s.recording, s.start, s.speaker))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for seg in ordered:
-            fh.write(format_rttm_line(seg) + "\n")
+    with atomic_path(path, make_parents=True) as tmp:
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for seg in ordered:
+                    fh.write(format_rttm_line(seg) + "\n")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def merge_overlaps(segments: Iterable[RttmSegment]) -> list[RttmSegment]:
+    """Union of each (recording, speaker)'s segments, sorted by (recording, start, speaker).
+
+    A speaker either speaks or does not: two overlapping (or touching) turns of the same
+    speaker become one, so that speech/overlap statistics and scores do not count a speaker
+    overlapping itself.
+    """
+    by_speaker: dict[tuple[str, str], list[RttmSegment]] = {}
+    for seg in segments:
+        by_speaker.setdefault((seg.recording, seg.speaker), []).append(seg)
+    out: list[RttmSegment] = []
+    for (rec, speaker), own in by_speaker.items():
+        own.sort(key=lambda s: s.start)
+        start, end = own[0].start, own[0].end
+        for seg in own[1:]:
+            if seg.start <= end:
+                end = max(end, seg.end)
+            else:
+                out.append(RttmSegment(rec, start, end - start, speaker))
+                start, end = seg.start, seg.end
+        out.append(RttmSegment(rec, start, end - start, speaker))
+    return sorted(out, key=lambda s: (s.recording, s.start, s.speaker))
 
 
 def to_annotation(segments: Iterable[RttmSegment], uri: str | None = None):

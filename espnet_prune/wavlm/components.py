@@ -20,6 +20,22 @@ from torch import nn
 from espnet_prune.wavlm.hardconcrete import HardConcrete
 
 
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity whose backward multiplies the gradient by ``scale``."""
+    return _ScaleGrad.apply(x, scale)
+
+
 def masked_layer_norm(x, keep, weight, bias, eps):
     """LayerNorm over the last dim, with statistics over ``keep`` (bool [C]) units only."""
     if keep is None:
@@ -107,13 +123,14 @@ class ConvLayer(nn.Module):
 
 
 class FeatureProjection(nn.Module):
-    """(LayerNorm over CNN channels) -> Linear(C, D)."""
+    """(LayerNorm over CNN channels) -> Linear(C, D) -> dropout (train mode)."""
 
     def __init__(self, in_features, embed_dim, layer_norm=True, eps=1e-5):
         super().__init__()
         self.eps = eps
         self.layer_norm = nn.LayerNorm(in_features, eps=eps) if layer_norm else None
         self.projection = nn.Linear(in_features, embed_dim)
+        self.dropout = nn.Dropout(0.0)
 
     def forward(self, x, conv_mask=None):
         """x [B, T, C]; ``conv_mask`` = the last conv layer's gate values (already applied)."""
@@ -123,7 +140,7 @@ class FeatureProjection(nn.Module):
                                   self.eps)
             if keep is not None:
                 x = x * keep.to(x.dtype)
-        return self.projection(x)
+        return self.dropout(self.projection(x))
 
     def prune_input(self, index: torch.Tensor, scale: torch.Tensor) -> None:
         """Without a layer norm the soft values fold into the projection; with one they

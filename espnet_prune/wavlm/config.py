@@ -13,6 +13,16 @@ from dataclasses import asdict, dataclass, field, fields
 from espnet_prune.errors import ConfigError
 
 PRUNING_UNITS = ("conv", "head", "interm", "attlayer", "ffnlayer")
+# Training-time regularisation (inactive in eval mode; not part of the architecture).
+DROPOUT_FIELDS = ("feat_proj_dropout", "attention_dropout", "activation_dropout",
+                  "hidden_dropout", "layerdrop")
+# The reference recipe's WavLM dropout (Hugging Face's WavLM Base+/Large configuration, which
+# its conversion copies): the same values in teacher fine-tuning, pruning, post-pruning
+# distillation and final fine-tuning.  Its configuration also stores LayerDrop (0.05 Base+,
+# 0.1 Large), but its hidden-state path (``extract_features``) never applies it, so the
+# reference's effective LayerDrop is 0 and so is ours (see espnet_prune/FIDELITY.md).
+REFERENCE_DROPOUT = {"feat_proj_dropout": 0.1, "attention_dropout": 0.1,
+                     "activation_dropout": 0.0, "hidden_dropout": 0.1, "layerdrop": 0.0}
 DEFAULT_PRUNING_UNITS = ("conv", "head", "interm")
 EXTRACTOR_NORMS = ("group", "layer")
 
@@ -50,6 +60,16 @@ class WavLMConfig:
     # s3prl's "normalize": zero-mean unit-variance waveform per utterance (WavLM Large)
     normalize_waveform: bool = False
     pruning_units: list[str] = field(default_factory=list)
+    # Dropout (train mode only), named as in Hugging Face's WavLMConfig: after the feature
+    # projection; on the attention weights; on the FFN's intermediate activations; on the
+    # residual branches (attention and FFN outputs) and after the positional convolution.
+    feat_proj_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    hidden_dropout: float = 0.0
+    # LayerDrop: probability of skipping a whole Transformer layer per batch in training; the
+    # skipped layer's hidden state is its input (the L+1 list keeps its length).
+    layerdrop: float = 0.0
 
     def __post_init__(self):
         n = self.num_layers
@@ -92,6 +112,10 @@ class WavLMConfig:
                                   f"in [0, {self.num_heads}), got {heads}")
         if any(f < 0 for f in self.ffn_dims):
             raise ConfigError(f"ffn_dims must be >= 0: {self.ffn_dims}")
+        for name in DROPOUT_FIELDS:
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must lie in [0, 1), got {value}")
         unknown = set(self.pruning_units) - set(PRUNING_UNITS)
         if unknown:
             raise ConfigError(f"unknown pruning units {sorted(unknown)}; "
@@ -143,12 +167,15 @@ def override_config(config: WavLMConfig, overrides: dict) -> WavLMConfig:
 
 def wavlm_config(name: str) -> WavLMConfig:
     """Preset architectures: ``base_plus``, ``base``, ``large``, ``tiny`` (tests), ``mini``
-    (the CPU mini recipe), ``base_plus_s80`` (the released 80 %-sparse Base+ structure)."""
+    (the CPU mini recipe), ``base_plus_s80`` (the released 80 %-sparse Base+ structure).
+
+    The paper-size presets carry the reference's dropout (``REFERENCE_DROPOUT``); ``tiny`` and
+    ``mini`` have none."""
     if name in ("base_plus", "base"):
-        return WavLMConfig()
+        return WavLMConfig(**REFERENCE_DROPOUT)
     if name == "large":
         return WavLMConfig(extractor_norm="layer", embed_dim=1024, num_layers=24, num_heads=16,
-                           layer_norm_first=True, normalize_waveform=True)
+                           layer_norm_first=True, normalize_waveform=True, **REFERENCE_DROPOUT)
     if name == "tiny":
         return WavLMConfig(conv_channels=[32, 32, 32, 32, 32, 32, 32], embed_dim=48,
                            num_layers=3, num_heads=4, ffn_dims=[64] * 3, pos_conv_kernel=16,
@@ -161,6 +188,6 @@ def wavlm_config(name: str) -> WavLMConfig:
     if name == "base_plus_s80":
         return WavLMConfig(conv_channels=list(_S80_CONV), kept_heads=copy.deepcopy(
             _S80_KEPT_HEADS), ffn_dims=list(_S80_FFN), extractor_output_scale=True,
-            use_attention=[len(h) > 0 for h in _S80_KEPT_HEADS])
+            use_attention=[len(h) > 0 for h in _S80_KEPT_HEADS], **REFERENCE_DROPOUT)
     raise ConfigError(f"unknown WavLM preset {name!r}; choose base_plus, base, large, tiny, "
                       "mini, base_plus_s80")

@@ -13,10 +13,8 @@ import json
 import os
 import re
 
-import torch
-
 from espnet_prune.errors import CheckpointError, ConfigError
-from espnet_prune.wavlm.checkpoint import load_state_dict_strict, read_checkpoint
+from espnet_prune.wavlm.checkpoint import FORMAT, load_state_dict_strict, read_checkpoint
 from espnet_prune.wavlm.config import WavLMConfig
 from espnet_prune.wavlm.model import WavLM
 
@@ -39,10 +37,14 @@ def config_from_hf(hf: dict, source) -> WavLMConfig:
         _require(hf.get(key, "gelu") == "gelu", source, f"key {key!r} = {hf.get(key)!r}: only "
                  "gelu is supported")
     _require(not hf.get("add_adapter", False), source, "key 'add_adapter' = true is not supported")
-    n, heads = hf["num_hidden_layers"], hf["num_attention_heads"]
     norm = hf.get("feat_extract_norm", "group")
     _require(norm in ("group", "layer"), source, f"key 'feat_extract_norm' = {norm!r}")
     is_wavlm = model_type == "wavlm"
+    for key in ("num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size"):
+        _require(key in hf, source, f"missing key {key!r}")
+        _require(isinstance(hf[key], int) and not isinstance(hf[key], bool) and hf[key] > 0,
+                 source, f"key {key!r} = {hf[key]!r}: expected a positive integer")
+    n, heads = hf["num_hidden_layers"], hf["num_attention_heads"]
     try:
         return WavLMConfig(
             conv_channels=list(hf["conv_dim"]), conv_kernels=list(hf["conv_kernel"]),
@@ -57,8 +59,26 @@ def config_from_hf(hf: dict, source) -> WavLMConfig:
             relative_position_bias=is_wavlm, gru_rel_pos=is_wavlm,
             num_buckets=hf.get("num_buckets", 320), max_distance=hf.get("max_bucket_distance", 800),
             layer_norm_eps=hf.get("layer_norm_eps", 1e-5))
-    except (KeyError, ConfigError) as exc:
-        raise CheckpointError(f"{source}: bad config: {exc}") from exc
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{source}: bad config: {exc}") from None
+
+
+def _read_json(path) -> dict:
+    """A JSON object from ``path``; malformed JSON is a one-line error with line and column."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON "
+                              f"({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object at top level, got "
+                              f"{type(data).__name__}")
+    return data
 
 
 def _hf_key(key: str) -> str | None:
@@ -79,10 +99,20 @@ def _read_hf_weights(path: str) -> tuple[dict, str]:
     if os.path.isfile(st):
         from safetensors.torch import load_file
 
-        return load_file(st), st
+        if os.path.getsize(st) == 0:
+            raise CheckpointError(f"{st}: file is empty (0 bytes; an interrupted download?)")
+        try:
+            return load_file(st), st
+        except Exception as exc:  # SafetensorError, OSError, ...
+            message = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"{st}: cannot read safetensors file ({message})") from None
     bin_path = os.path.join(path, "pytorch_model.bin")
     if os.path.isfile(bin_path):
-        return torch.load(bin_path, map_location="cpu", weights_only=True), bin_path
+        weights = read_checkpoint(bin_path, "Hugging Face weights file")
+        if not isinstance(weights, dict):
+            raise CheckpointError(f"{bin_path}: expected a state dict, got "
+                                  f"{type(weights).__name__}")
+        return weights, bin_path
     raise CheckpointError(f"{path}: no model.safetensors or pytorch_model.bin (sharded "
                           "checkpoints are not supported)")
 
@@ -92,13 +122,11 @@ def convert_hf(path) -> WavLM:
     cfg_path = os.path.join(path, "config.json")
     if not os.path.isfile(cfg_path):
         raise CheckpointError(f"{cfg_path}: no such file (not a Hugging Face model directory)")
-    with open(cfg_path, encoding="utf-8") as f:
-        hf = json.load(f)
+    hf = _read_json(cfg_path)
     config = config_from_hf(hf, cfg_path)
     pre_path = os.path.join(path, "preprocessor_config.json")
     if os.path.isfile(pre_path):
-        with open(pre_path, encoding="utf-8") as f:
-            config.normalize_waveform = bool(json.load(f).get("do_normalize", False))
+        config.normalize_waveform = bool(_read_json(pre_path).get("do_normalize", False))
     weights, source = _read_hf_weights(path)
     prefix = hf["model_type"] + "."
     if weights and all(k.startswith(prefix) for k in weights):
@@ -190,7 +218,10 @@ def _s3prl_key(key: str) -> str | None:
 
 def convert_s3prl(path) -> WavLM:
     """An original/s3prl WavLM checkpoint ``{"cfg": {...}, "model": state_dict}``."""
-    data = read_checkpoint(path)
+    data = read_checkpoint(path, "WavLM checkpoint")
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        raise CheckpointError(f"{path}: already an espnet_prune WavLM checkpoint (format "
+                              f"{FORMAT!r}); nothing to convert")
     _require(isinstance(data, dict) and isinstance(data.get("cfg"), dict)
              and isinstance(data.get("model"), dict), path,
              "expected a dict with keys 'cfg' (dict) and 'model' (state dict)")

@@ -13,8 +13,14 @@ from espnet_prune.wavlm.components import (
     FeatureProjection,
     PositionalConv,
     relative_position_buckets,
+    scale_grad,
 )
-from espnet_prune.wavlm.config import DEFAULT_PRUNING_UNITS, PRUNING_UNITS, WavLMConfig
+from espnet_prune.wavlm.config import (
+    DEFAULT_PRUNING_UNITS,
+    DROPOUT_FIELDS,
+    PRUNING_UNITS,
+    WavLMConfig,
+)
 from espnet_prune.wavlm.counting import Structure, count_macs, count_params
 from espnet_prune.wavlm.hardconcrete import HardConcrete
 
@@ -64,6 +70,7 @@ class Encoder(nn.Module):
                          c.relative_position_bias and c.gru_rel_pos, c.layer_norm_eps)
             for i in range(c.num_layers))
         self.dropout = nn.Dropout(0.0)
+        self.layerdrop = 0.0
 
     def position_bias(self, length: int, device) -> torch.Tensor | None:
         """Relative position bias for all original heads, [H, T, T]."""
@@ -82,7 +89,12 @@ class Encoder(nn.Module):
         bias = self.position_bias(x.shape[1], x.device)
         hidden = [x]
         for layer in self.layers:
-            x = layer(x, bias, key_padding_mask)
+            # LayerDrop (training only): a skipped layer passes its input on, so its entry in
+            # the hidden-state list repeats the previous one.  The skipped layer's parameters
+            # get no gradient in that step (DDP needs --unused_parameters true).
+            if not (self.training and self.layerdrop > 0
+                    and float(torch.rand(())) < self.layerdrop):
+                x = layer(x, bias, key_padding_mask)
             hidden.append(x)
         # Pre-LN (Large) models: like transformers >= 5 and the paper's code, the last hidden
         # state is the last layer's output; ``self.layer_norm`` (s3prl's final norm) is not
@@ -102,8 +114,33 @@ class WavLM(nn.Module):
             config.conv_channels[-1], config.embed_dim, config.feature_projection_layer_norm,
             config.layer_norm_eps)
         self.encoder = Encoder(config)
+        # Gradient multiplier at the CNN output (the reference's ``feature_grad_mult``): a
+        # run-time setting of the training stage, not part of the checkpoint.
+        self.cnn_grad_scale = 1.0
+        self.set_dropout()
         if config.pruning_units:
             self._create_gates(config.pruning_units)
+
+    def set_dropout(self, **values: float) -> None:
+        """Set dropout / LayerDrop probabilities (``DROPOUT_FIELDS`` of the config) in the config
+        and the modules; without arguments, (re)apply the config's values."""
+        unknown = set(values) - set(DROPOUT_FIELDS)
+        if unknown:
+            raise ConfigError(f"unknown dropout fields {sorted(unknown)}; "
+                              f"choose from {DROPOUT_FIELDS}")
+        for name, value in values.items():
+            setattr(self.config, name, float(value))
+        self.config.validate()
+        c = self.config
+        self.feature_projection.dropout.p = c.feat_proj_dropout
+        self.encoder.dropout.p = c.hidden_dropout
+        self.encoder.layerdrop = c.layerdrop
+        for layer in self.encoder.layers:
+            layer.dropout.p = c.hidden_dropout
+            if layer.attention is not None:
+                layer.attention.dropout = c.attention_dropout
+            if layer.feed_forward is not None:
+                layer.feed_forward.dropout.p = c.activation_dropout
 
     # ---------------------------------------------------------------- forward
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
@@ -117,6 +154,10 @@ class WavLM(nn.Module):
         if self.config.normalize_waveform:
             wav = self._normalize(wav, lengths)
         features, conv_mask = self.feature_extractor(wav)
+        if self.cnn_grad_scale != 1.0 and torch.is_grad_enabled():
+            # after the last conv gate: the conv weights and gates get the scaled gradient of
+            # everything downstream; terms on the gates themselves (expected size) do not
+            features = scale_grad(features, self.cnn_grad_scale)
         frame_lengths, padding = None, None
         if lengths is not None:
             lengths = torch.as_tensor(lengths, device=wav.device)

@@ -28,3 +28,22 @@ def test_light_cli_does_not_import_espnet2(name):
     )
     assert "usage" in result.stdout.lower(), result.stderr[-2000:]
     assert "HEAVY []" in result.stdout, result.stdout[-500:]
+
+
+def test_espnet_clis_start_quietly():
+    """Importing ESPnet pulls in g2p_en (NLTK download attempt: 8 lines of ``[nltk_data]``
+    errors offline) and prints a flash_attn notice; neither may reach the user."""
+    code = (
+        "import espnet_prune, runpy, sys\n"
+        "import espnet2.tasks.abs_task, espnet2.text.phoneme_tokenizer\n"  # what diar_train loads
+        "import espnet.nets.pytorch_backend.transformer.attention\n"
+        "assert 'g2p_en' in sys.modules\n"
+        "print('IMPORTED')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "IMPORTED" in result.stdout, output[-3000:]
+    assert "nltk" not in output.lower() and "flash attention" not in output.lower(), output
+    assert output.strip() == "IMPORTED", output

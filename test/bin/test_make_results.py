@@ -96,3 +96,21 @@ def test_subset_of_models(expdir, tmp_path):
     run(expdir, tmp_path, "--models", "fbank")
     scores = json.loads((expdir / "scores.json").read_text())
     assert list(scores) == ["fbank"] and "speedup" not in scores["fbank"]["test"]
+
+
+def test_macro_average_column_and_json(expdir, tmp_path):
+    for name in HYPS:  # a second test set: the same scores under another name
+        src, dst = expdir / name / "decode" / "test", expdir / name / "decode" / "other"
+        dst.mkdir()
+        score = json.loads((src / "score.json").read_text())
+        score["overall"]["der"] += 0.1
+        (dst / "score.json").write_text(json.dumps(score))
+    assert make_results.main(
+        ["--expdir", str(expdir), "--test_sets", "test", "other", "--macro_average",
+         "--output_md", str(tmp_path / "RESULTS.md")]) == 0
+    macro = json.loads((expdir / "macro_der.json").read_text())
+    assert macro["teacher"]["der"] == pytest.approx(0.5 / 12 + 0.05)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "|model|test DER|test JER|other DER|other JER|macro DER|macro JER|params|" in text
+    teacher_row = next(line for line in text.splitlines() if line.startswith("|teacher|"))
+    assert f"|{100 * (0.5 / 12 + 0.05):.2f}|" in teacher_row

@@ -4,51 +4,22 @@ embedding, to test the pipeline's windowing, aggregation and reconstruction with
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from espnet_prune.diar.powerset import Powerset
+from espnet_prune.infer.oracle import OracleSegmentation as LibraryOracleSegmentation
 from espnet_prune.utils.rttm import RttmSegment
 
 RATE = 16000
 TONES = (300.0, 700.0, 1300.0, 2100.0)
 
 
-class OracleSegmentation:
-    """Feeds the pipeline the reference as hard powerset log-probabilities, window by window."""
+class OracleSegmentation(LibraryOracleSegmentation):
+    """The library's oracle with the tests' defaults (4 local speakers, 2 per frame)."""
 
     def __init__(self, turns, num_samples, window_starts, frame_shift=320, frame_length=400,
                  window=8 * RATE):
-        self.powerset = Powerset(4, 2)
-        speakers = sorted({t.speaker for t in turns})
-        hop = frame_shift / RATE
-        centre = (frame_length - frame_shift) / 2 / RATE
-        num_frames = int(np.ceil(num_samples / frame_shift))
-        mid = centre + (np.arange(num_frames) + 0.5) * hop
-        self.reference = np.zeros((num_frames, len(speakers)), dtype=np.float32)
-        for turn in turns:
-            k = speakers.index(turn.speaker)
-            self.reference[(mid >= turn.start) & (mid < turn.end), k] = 1
-        self.offsets = list(np.asarray(window_starts) // frame_shift)
-        self.frames = (window - frame_length) // frame_shift + 1
-        self.calls = 0
-
-    def __call__(self, batch, lengths):
-        out = []
-        for _ in range(len(batch)):
-            offset = self.offsets[self.calls]
-            self.calls += 1
-            local = np.zeros((self.frames, 4), dtype=np.float32)
-            chunk = self.reference[offset : offset + self.frames]
-            top = np.argsort(-chunk.sum(0))[:4]
-            local[: len(chunk), : len(top)] = chunk[:, top]
-            classes = self.powerset.to_powerset(torch.from_numpy(local))
-            log_probs = torch.full((self.frames, self.powerset.num_classes), -1e4)
-            log_probs[torch.arange(self.frames), classes] = 0.0
-            out.append(log_probs)
-        return torch.stack(out).numpy()
-
-    def to_multilabel(self, log_probs):
-        return self.powerset.to_multilabel(torch.from_numpy(np.asarray(log_probs))).numpy()
+        super().__init__(turns, num_samples, window_starts, Powerset(4, 2), frame_shift,
+                         frame_length, window, RATE)
 
 
 def tone_recording(rng, duration=40.0, num_speakers=3):

@@ -96,13 +96,15 @@ def test_schedule_position_is_state():
 
 
 def reference_distillation(student, teacher, layers, lengths):
-    """Per-utterance cut to length, concatenated, then torch's l1_loss / cosine_similarity."""
-    total = 0.0
-    for layer in layers:
-        s = torch.cat([student[layer][b, :n] for b, n in enumerate(lengths.tolist())])
-        t = torch.cat([teacher[layer][b, :n] for b, n in enumerate(lengths.tolist())])
-        total += F.l1_loss(s, t).item() - F.cosine_similarity(s, t, dim=-1).mean().item()
-    return total
+    """The reference's formula: real frames of the distilled layers stacked into one
+    (layer, frame, dim) tensor, then torch's l1_loss (mean over everything) minus the mean
+    cosine similarity."""
+    def stack(hiddens):
+        return torch.stack([torch.cat([hiddens[layer][b, :n] for b, n in
+                                       enumerate(lengths.tolist())]) for layer in layers])
+
+    s, t = stack(student), stack(teacher)
+    return (F.l1_loss(s, t) - F.cosine_similarity(s, t, dim=-1).mean()).item()
 
 
 def test_distillation_loss_matches_reference_and_ignores_padding():
@@ -123,7 +125,7 @@ def test_distillation_loss_matches_reference_and_ignores_padding():
     again, _ = distillation_loss(padded, teacher, [0, 1, 3], lengths)
     assert again.item() == pytest.approx(loss.item())
     same, _ = distillation_loss(teacher, teacher, [0, 1, 3], lengths)
-    assert same.item() == pytest.approx(-3.0)
+    assert same.item() == pytest.approx(-1.0)  # the mean over layers, not the sum (-3)
     weighted, _ = distillation_loss(student, teacher, [0], lengths, l1_weight=2.0, cos_weight=0.0)
     assert weighted.item() == pytest.approx(
         2 * F.l1_loss(torch.cat([student[0][b, :n] for b, n in enumerate([7, 4, 2])]),
@@ -131,6 +133,18 @@ def test_distillation_loss_matches_reference_and_ignores_padding():
     )
     with pytest.raises(ConfigError, match="layer 9"):
         distillation_loss(student, teacher, [9], lengths)
+
+
+def test_distillation_loss_is_the_mean_of_the_per_layer_terms():
+    torch.manual_seed(1)
+    teacher = [torch.randn(2, 6, 4) for _ in range(5)]
+    student = [t + 0.5 * torch.randn_like(t) for t in teacher]
+    layers = [0, 2, 4]
+    per_layer = [distillation_loss(student, teacher, [layer])[0].item() for layer in layers]
+    loss, stats = distillation_loss(student, teacher, layers)
+    assert loss.item() == pytest.approx(sum(per_layer) / len(layers))
+    assert loss.item() != pytest.approx(sum(per_layer))
+    assert (stats["distill_l1"] - stats["distill_cos"]).item() == pytest.approx(loss.item())
 
 
 def test_param_groups_learning_rates_and_coverage():

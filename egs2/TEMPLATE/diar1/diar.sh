@@ -19,12 +19,13 @@ stop_stage=8         # last stage to run
 redo=auto            # true: redo the selected stages even if done; auto: only inference and
                      # scoring are redone, and only when --stage selects them (>= 7)
 ngpu=0               # GPUs for training (0 = CPU); > 1 goes through espnet2.bin.launch
+num_nodes=1          # nodes for training, each with --ngpu GPUs (> 1: Slurm, CMD_BACKEND=slurm)
 nj=4                 # parallel jobs for inference
 gpu_inference=false  # run inference on GPU
 python=python        # python of the environment (path.sh puts the venv first)
 
 # Data
-local_data_opts=""   # options passed to local/data.sh
+local_data_opts=""   # options passed to local/data.sh (shell words: quotes are honoured)
 datadir=data         # output of stage 1: Kaldi-style dirs
 dumpdir=dump         # output of stage 2: validated, formatted copies
 expdir=exp           # experiments
@@ -51,6 +52,8 @@ inference_args=""    # extra arguments of diar_inference
 collar=0             # scoring collar (total width, pyannote convention)
 bench_seconds=8      # audio length of the CPU speed measurement in stage 8
 results_title=""     # title of RESULTS.md
+macro_average=false  # true: RESULTS.md and ${expdir}/macro_der.json get the macro average
+                     # over the test sets (each counted once; the compound recipe's last column)
 
 help_message=$(cat << EOF
 Usage: $0 --teacher_config <yaml> --prune_config <yaml> ... [options]
@@ -65,7 +68,8 @@ Killing the script during training and running it again resumes the training.
 Options:
   --stage, --stop_stage  range of stages (default ${stage}..${stop_stage})
   --redo                 true|false|auto (default ${redo}): redo finished stages
-  --ngpu                 GPUs for training (default ${ngpu})
+  --ngpu                 GPUs for training (default ${ngpu}); per node with --num_nodes
+  --num_nodes            nodes for training (default ${num_nodes}; > 1 needs CMD_BACKEND=slurm)
   --nj                   parallel inference jobs (default ${nj})
   --gpu_inference        true|false (default ${gpu_inference})
   --train_set, --valid_set, --test_sets  data set names (default ${train_set} ${valid_set} "${test_sets}")
@@ -78,6 +82,7 @@ Options:
   --train_args, --prune_args, --distill_args, --inference_args  extra CLI arguments
   --local_data_opts      options of local/data.sh
   --collar               scoring collar in seconds (default ${collar})
+  --macro_average        true|false (default ${macro_average}): macro average over the test sets
 EOF
 )
 
@@ -100,6 +105,9 @@ for name in ${models}; do
     esac
 done
 case "${redo}" in true|false|auto) ;; *) log "error: --redo takes true, false or auto"; exit 2 ;;
+esac
+case "${macro_average}" in true|false) ;; *)
+    log "error: --macro_average takes true or false"; exit 2 ;;
 esac
 
 # redo_stage N: whether stage N is redone although its outputs exist
@@ -164,7 +172,15 @@ run_trainer() {
     shift 2
     mkdir -p "$(dirname "${logfile}")"
     log "python -m ${module} ... (log: ${logfile})"
-    if [ "${ngpu}" -gt 1 ]; then
+    if [ "${num_nodes}" -gt 1 ]; then
+        # ESPnet's Slurm mode: one srun task per node spawns the node's --ngpu DDP workers;
+        # all meet through a fresh file on the shared file system
+        if [ "${ngpu}" -lt 1 ]; then log "error: --num_nodes > 1 needs --ngpu >= 1"; exit 2; fi
+        ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" "${logfile}" \
+            srun --export=ALL ${python} -m "${module}" --resume true "$@" --ngpu "${ngpu}" \
+            --multiprocessing_distributed true --dist_launcher slurm --dist_init_method \
+            "file://$(cd "$(dirname "${logfile}")" && pwd)/.dist_init_$(date +%s)_$$"
+    elif [ "${ngpu}" -gt 1 ]; then
         ${python} -m espnet2.bin.launch --cmd "${cuda_cmd}" --log "${logfile}" \
             --ngpu "${ngpu}" --num_nodes 1 --multiprocessing_distributed true \
             --init_file_prefix "$(dirname "${logfile}")/.dist_init_" -- \
@@ -181,8 +197,8 @@ if in_range 1; then
         log "Stage 1: skipped (${datadir}/${train_set}/wav.scp exists)"
     else
         begin_stage 1 "data preparation: local/data.sh ${local_data_opts}"
-        # shellcheck disable=SC2086
-        local/data.sh ${local_data_opts}
+        # eval: quoted values pass through, e.g. --local_data_opts "--ami_opts '--lists DIR'"
+        eval "local/data.sh ${local_data_opts}"
         end_stage
     fi
 fi
@@ -402,10 +418,12 @@ if in_range 8; then
         start_stage_8
         # record this stage's time before the tables are written, so the total includes it
         end_stage
+        macro_args=()
+        if ${macro_average}; then macro_args=(--macro_average); fi
         ${python} -m espnet_prune.bin.make_results --expdir "${expdir}" --models ${models} \
             --test_sets ${test_sets} --inference_tag "${inference_tag}" \
             --output_json "${expdir}/scores.json" --output_md RESULTS.md \
-            --title "${results_title}" --command "${run_args}"
+            --title "${results_title}" --command "${run_args}" "${macro_args[@]}"
         cat RESULTS.md
     else
         log "Stage 8: skipped (${expdir}/scores.json is up to date)"

@@ -16,6 +16,10 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --gpu|--mem|--num_threads|--time|--config|--partition) shift 2 ;;
         --max_jobs_run) max_jobs_run="$2"; shift 2 ;;
+        --num_nodes) if [ "$2" -gt 1 ]; then
+                echo "$0: --num_nodes $2: several nodes need Slurm (CMD_BACKEND=slurm)" 1>&2
+                exit 1
+            fi; shift 2 ;;
         --tee) tee_output="$2"; shift 2 ;;
         --*) echo "$0: unknown option $1" 1>&2; exit 1 ;;
         *) break ;;

@@ -13,6 +13,7 @@ wavlm_source=""     # WavLM to start from: a Hugging Face dir (e.g. a clone of
                     # microsoft/wavlm-base-plus) or Microsoft's WavLM-Base+.pt / WavLM-Large.pt;
                     # converted once into ${wavlm_init}
 wavlm_init=""       # converted checkpoint (default exp/wavlm/wavlm_${teacher}.pt)
+user_distill_args="" # --distill_args of the command line: added after the teacher's own
 
 # Options of this script are taken out; everything else goes to diar.sh (see ./diar.sh --help).
 diar_args=()
@@ -21,6 +22,9 @@ while [ $# -gt 0 ]; do
         --teacher|--sparsity|--wavlm_source|--wavlm_init|--test_sets|--results_title)
             [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
             printf -v "${1#--}" '%s' "$2"; shift 2 ;;
+        --distill_args)  # appended to (not replacing) the Large teacher's distillation layers
+            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
+            user_distill_args="${user_distill_args} $2"; shift 2 ;;
         *) diar_args+=("$1"); shift ;;
     esac
 done
@@ -33,8 +37,10 @@ prune_config=conf/prune_s${sparsity}.yaml
 distill_args=""
 if [ "${teacher}" = large ]; then
     prune_config=conf/prune_large_s${sparsity}.yaml
-    distill_args="--model_conf distill_layers=0,8,16,24 --batch_size 32"  # 8 per GPU x 4
+    # post-pruning distillation keeps 16 per GPU (distill_post.yaml), as the reference
+    distill_args="--model_conf distill_layers=0,8,16,24"
 fi
+distill_args="${distill_args}${user_distill_args}"
 
 # fbank baseline and teacher do not depend on the sparsity: the s80 and s90 runs share them
 # (run them one after the other, not at the same time).

@@ -2,15 +2,17 @@
 # Run a command as a Slurm job (array) and wait for it; same interface as run_local.sh:
 #
 #   run_slurm.sh [--gpu N] [--mem M] [--num_threads N] [--time T] [--partition P]
-#                [--max_jobs_run N] [JOB=1:N] LOG command [args...]
+#                [--max_jobs_run N] [--num_nodes N] [JOB=1:N] LOG command [args...]
 #
-# --gpu N asks for N GPUs (--gres=gpu:N), --num_threads for CPUs per task. The partition
-# defaults to $SLURM_PARTITION; extra sbatch options can be given in $SLURM_EXTRA_OPTS.
+# --gpu N asks for N GPUs (--gres=gpu:N, per node), --num_threads for CPUs per task;
+# --num_nodes N > 1 gives each job N nodes with one task each (the command starts srun). The
+# partition defaults to $SLURM_PARTITION; extra sbatch options can be given in $SLURM_EXTRA_OPTS.
 # Every "JOB" in LOG and in the command is replaced by the array task id. The job runs in
 # the current directory with the current environment (sbatch --export=ALL), and this script
 # returns once all tasks have ended, with a non-zero status if any failed.
 set -u
 gpu=0; mem=""; num_threads=1; time_limit=""; partition="${SLURM_PARTITION:-}"; max_jobs_run=0
+num_nodes=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --gpu) gpu="$2"; shift 2 ;;
@@ -19,6 +21,7 @@ while [ $# -gt 0 ]; do
         --time) time_limit="$2"; shift 2 ;;
         --partition) partition="$2"; shift 2 ;;
         --max_jobs_run) max_jobs_run="$2"; shift 2 ;;
+        --num_nodes) num_nodes="$2"; shift 2 ;;
         --tee|--config) shift 2 ;;
         --*) echo "$0: unknown option $1" 1>&2; exit 1 ;;
         *) break ;;
@@ -44,6 +47,7 @@ sbatch_opts=(--wait --export=ALL --chdir="$PWD" --cpus-per-task="$num_threads"
              --output="$log_dir/slurm/slurm-%A_%a.out" --array="$first-$last")
 [ "$max_jobs_run" -gt 0 ] && sbatch_opts[-1]="--array=$first-$last%$max_jobs_run"
 [ "$gpu" -gt 0 ] && sbatch_opts+=(--gres="gpu:$gpu")
+[ "$num_nodes" -gt 1 ] && sbatch_opts+=(--nodes="$num_nodes" --ntasks-per-node=1)
 [ -n "$mem" ] && sbatch_opts+=(--mem="$mem")
 [ -n "$time_limit" ] && sbatch_opts+=(--time="$time_limit")
 [ -n "$partition" ] && sbatch_opts+=(--partition="$partition")

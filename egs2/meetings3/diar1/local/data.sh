@@ -12,7 +12,8 @@ ami_opts=""            # extra options of ../../ami/diar1/local/data.sh
 aishell4_opts=""       # extra options of ../../aishell4/diar1/local/data.sh
 alimeeting_opts=""     # extra options of ../../alimeeting/diar1/local/data.sh
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# resolved through symlinks: ${egs2} must be the real egs2/ even when local/ is a link
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 egs2=$(cd "${here}/../../.." && pwd)
 while [ $# -gt 0 ]; do
     name=${1#--}; name=${name//-/_}

@@ -135,10 +135,13 @@ def layout(lengths, turn_speakers, duration, rng, overlap_prob):
     return placed
 
 
-def simulate_meeting(synth, speakers, rng, min_duration, max_duration, noise, overlap_range):
+def simulate_meeting(synth, speakers, rng, min_duration, max_duration, noise, overlap_range,
+                     num_samples=None):
     num_speakers = int(rng.integers(2, min(4, len(speakers)) + 1))
     chosen = [speakers[i] for i in rng.choice(len(speakers), size=num_speakers, replace=False)]
     duration = float(rng.uniform(min_duration, max_duration))
+    if num_samples is not None:  # an exact length (the draw above keeps the rng sequence)
+        duration = num_samples / SAMPLE_RATE
     gains_db = rng.uniform(-9.0, 0.0, size=num_speakers)
 
     # synthesise enough turns first; the layout is redrawn (no new synthesis) until the
@@ -242,6 +245,11 @@ def get_parser():
     parser.add_argument("--max_overlap", type=float, default=0.20)
     parser.add_argument("--noise", type=lambda s: s.lower() in ("1", "true", "yes"), default=True)
     parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument(
+        "--test_num_samples", type=int, nargs="*", default=[],
+        help="exact lengths (samples) of the first test meetings, e.g. one whose last "
+        "inference window is partial",
+    )
     parser.add_argument("--no_sample", action="store_true", help="skip the pyannote sample set")
     return parser
 
@@ -263,6 +271,8 @@ def main(argv=None):
             audio, segments, chosen, duration = simulate_meeting(
                 synth, speakers, rng, args.min_duration, args.max_duration, args.noise,
                 (args.min_overlap, args.max_overlap),
+                num_samples=args.test_num_samples[index]
+                if split == "test" and index < len(args.test_num_samples) else None,
             )
             rec_id = f"mm_{split}_{index:03d}"
             recordings.append((rec_id, audio, segments, chosen))
