@@ -14,24 +14,9 @@ import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
 from espnet_prune.errors import ConfigError
+from espnet_prune.wavlm.components import scale_grad
 
 logger = logging.getLogger(__name__)
-
-
-class _ScaleGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * ctx.scale, None
-
-
-def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Identity whose backward multiplies the gradient by ``scale``."""
-    return _ScaleGrad.apply(x, scale)
 
 
 class _GradScaleHook:

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from espnet_prune.errors import DataError
-from espnet_prune.infer.clustering import assign, check_speaker_bounds
+from espnet_prune.infer.clustering import assign, check_speaker_bounds, l2_normalize
 from espnet_prune.utils.rttm import RttmSegment
 
 Segmentation = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -285,6 +285,9 @@ class DiarizationPipeline:
         )
         windows = np.array([owner[0] for owner in owners])
         labels = assign(space, centroids, groups=windows)
+        required = cfg.num_speakers or cfg.min_speakers
+        if required:
+            labels = self._use_every_centroid(space, centroids, labels)
 
         num_frames = len(count_sum)
         score = np.zeros((num_frames, len(centroids)), dtype=np.float32)
@@ -302,7 +305,40 @@ class DiarizationPipeline:
         rank = np.empty_like(order)
         rank[np.arange(num_frames)[:, None], order] = np.arange(len(centroids))[None, :]
         active = (rank < count[:, None]) & (score > 0)
+        if required:
+            active = self._keep_requested_speakers(active, score, min(required, len(centroids)))
         return self._segments(recording, active, num_samples)
+
+    @staticmethod
+    def _use_every_centroid(space, centroids, labels) -> np.ndarray:
+        """With a requested speaker count, no centroid may end up without an embedding after
+        the (re-)assignment: an empty one takes the embedding most similar to it among those
+        whose centroid keeps another (the window constraint holds: nothing else is on it)."""
+        labels = labels.copy()
+        similarity = l2_normalize(space) @ l2_normalize(centroids).T
+        for k in range(len(centroids)):
+            if (labels == k).any():
+                continue
+            movable = np.bincount(labels, minlength=len(centroids))[labels] > 1
+            if movable.any():
+                candidates = np.flatnonzero(movable)
+                labels[candidates[np.argmax(similarity[candidates, k])]] = k
+        return labels
+
+    @staticmethod
+    def _keep_requested_speakers(active, score, required: int) -> np.ndarray:
+        """A requested speaker that the clustering kept is not binarised away: while fewer
+        than ``required`` speakers have frames, the silent speaker with the most activity is
+        made active where its own score is highest (it loses every frame to others only
+        through the top-``count`` ranking, e.g. with few windows per frame)."""
+        active = active.copy()
+        while active.any(0).sum() < required:
+            silent = np.flatnonzero(~active.any(0) & (score.max(0) > 0))
+            if len(silent) == 0:
+                break
+            k = silent[np.argmax(score[:, silent].sum(0))]
+            active[:, k] |= score[:, k] >= score[:, k].max()
+        return active
 
     def _segments(self, recording: str, active: np.ndarray, num_samples: int) -> list[RttmSegment]:
         rate = self.config.sample_rate

@@ -167,7 +167,8 @@ def build_ami(root: Path, turns=DEFAULT_TURNS, seconds: float = SECONDS) -> Path
 
 # ----------------------------------------------------------------------------- running
 
-def run_script(script: Path, *args, cwd: Path | None = None, env: dict | None = None):
+def run_script(script: Path, *args, cwd: Path | None = None, env: dict | None = None,
+               timeout: float = 600):
     """Run a recipe script (``.py`` with this interpreter, ``.sh`` with bash); capture output."""
     import os
     import subprocess
@@ -179,7 +180,7 @@ def run_script(script: Path, *args, cwd: Path | None = None, env: dict | None = 
     command = [sys.executable] if str(script).endswith(".py") else ["bash"]
     return subprocess.run(
         [*command, str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
-        text=True, timeout=600,
+        text=True, timeout=timeout,
     )
 
 

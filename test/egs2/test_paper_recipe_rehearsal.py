@@ -51,6 +51,17 @@ HF_SHAPES = {  # transformers.WavLMConfig of microsoft/wavlm-base-plus and micro
 WESPEAKER = "downloads/wespeaker-voxceleb-resnet34-LM/pytorch_model.bin"  # conf/inference.yaml
 
 
+@pytest.fixture
+def rehearsal_dir(tmp_path):
+    """tmp_path, whose checkpoints (up to ~35 GB for Large) are deleted afterwards, pass or
+    fail (pytest keeps the last three sessions' tmp dirs); logs and results stay."""
+    yield tmp_path
+    for pattern in ("*.pth", "*.pt", "*.bin", "*.safetensors"):
+        for path in tmp_path.rglob(pattern):
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+
+
 def random_hf_wavlm(folder, teacher: str):
     """A random WavLMModel of the real shape, saved like a Hugging Face snapshot."""
     torch.manual_seed(0)
@@ -189,9 +200,9 @@ def test_run_sh_options_reach_diar_sh(tmp_path):
 
 
 @pytest.mark.rehearsal
-def test_ami_base_plus_stages_1_to_8(tmp_path):
-    work, data_opts = ami_recipe(tmp_path)
-    hf = random_hf_wavlm(tmp_path / "wavlm-base-plus", "base_plus")
+def test_ami_base_plus_stages_1_to_8(rehearsal_dir):
+    work, data_opts = ami_recipe(rehearsal_dir)
+    hf = random_hf_wavlm(rehearsal_dir / "wavlm-base-plus", "base_plus")
     _, seconds = run_recipe(work, "--wavlm_source", hf, "--local_data_opts", data_opts,
                             *RUN_LENGTH)
     expdir = work / "exp" / "base_plus_s80"
@@ -204,9 +215,9 @@ def test_ami_base_plus_stages_1_to_8(tmp_path):
 
 
 @pytest.mark.rehearsal
-def test_meetings3_base_plus_stages_1_to_8_with_macro_average(tmp_path):
-    work, data_opts = meetings3_recipe(tmp_path)
-    hf = random_hf_wavlm(tmp_path / "wavlm-base-plus", "base_plus")
+def test_meetings3_base_plus_stages_1_to_8_with_macro_average(rehearsal_dir):
+    work, data_opts = meetings3_recipe(rehearsal_dir)
+    hf = random_hf_wavlm(rehearsal_dir / "wavlm-base-plus", "base_plus")
     _, seconds = run_recipe(work, "--wavlm_source", hf, "--local_data_opts", data_opts,
                             *RUN_LENGTH)
     expdir = work / "exp" / "base_plus_s80"
@@ -223,12 +234,12 @@ def test_meetings3_base_plus_stages_1_to_8_with_macro_average(tmp_path):
 
 
 @pytest.mark.rehearsal
-def test_ami_large_stages_1_to_8(tmp_path):
+def test_ami_large_stages_1_to_8(rehearsal_dir):
     """WavLM Large (~316M parameters): the Large configs (prune_large_s80, distillation layers
     0,8,16,24, train_*_large) and the physical prune of a Large-shaped model. The fbank
     baseline does not depend on the teacher (the Base+ rehearsal covers it)."""
-    work, data_opts = ami_recipe(tmp_path)
-    hf = random_hf_wavlm(tmp_path / "wavlm-large", "large")
+    work, data_opts = ami_recipe(rehearsal_dir)
+    hf = random_hf_wavlm(rehearsal_dir / "wavlm-large", "large")
     _, seconds = run_recipe(work, "--teacher", "large", "--models", "teacher pruned",
                             "--wavlm_source", hf, "--local_data_opts", data_opts, *RUN_LENGTH)
     expdir = work / "exp" / "large_s80"

@@ -79,3 +79,61 @@ def test_audio_streamed_from_a_file_gives_the_same_result(tmp_path):
     in_memory, _ = run_oracle(audio, turns, config)
     streamed, _ = run_oracle(WavFileAudio(path), turns, config)
     assert streamed == in_memory and in_memory
+
+
+class ScriptedSegmentation:
+    """Window-local activities given per window (windows are served in order, batch size 1):
+    speaker A everywhere; in window 1 only, a second speaker D replaces A for 1 s."""
+
+    frames = (8 * 16000 - 400) // 320 + 1
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, batch, lengths):
+        local = np.zeros((len(batch), self.frames, 4), dtype=np.float32)
+        local[:, :, 0] = 1
+        if self.calls == 1:
+            local[0, 200:250, 0] = 0
+            local[0, 200:250, 1] = 1
+        self.calls += len(batch)
+        return local
+
+    @staticmethod
+    def to_multilabel(scores):
+        return scores.astype(np.uint8)
+
+
+class ScriptedEmbedding:
+    """A's embeddings along one axis, D's (window 1, second request) along another."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def embed_masked(self, windows, rows, masks):
+        out = np.tile([1.0, 0.0, 0.0], (len(rows), 1)) + 0.01 * np.arange(len(rows))[:, None]
+        if self.calls == 1:
+            out[1] = [0.0, 1.0, 0.0]
+        self.calls += 1
+        return out
+
+
+def test_a_requested_speaker_is_not_binarised_away():
+    """D is a cluster of its own but every window but one says A at D's frames: the top-count
+    binarisation drops D (here without a requested count too). Asked for 2 speakers, the
+    pipeline keeps D where its own score is highest."""
+    audio = 0.1 * np.random.default_rng(0).normal(size=16 * 16000).astype(np.float32)
+
+    def run(num_speakers):
+        config = InferenceConfig(step=2.0, batch_size=1, median_filter=1,
+                                 num_speakers=num_speakers)
+        pipeline = DiarizationPipeline(ScriptedSegmentation(), ScriptedSegmentation.to_multilabel,
+                                       320, 400, ScriptedEmbedding(),
+                                       AgglomerativeClustering(0.7, 1), config)
+        return pipeline(audio, "rec")
+
+    assert len({seg.speaker for seg in run(None)}) == 1
+    kept = run(2)
+    assert len({seg.speaker for seg in kept}) == 2
+    d = [seg for seg in kept if seg.speaker != max(kept, key=lambda s: s.duration).speaker]
+    assert d and all(5.9 <= seg.start and seg.end <= 7.1 for seg in d), d

@@ -153,9 +153,17 @@ def rss_bytes() -> int:
 
 def peak_rss_rise(function) -> int:
     """How far the resident memory rises above its level at the start while ``function()``
-    runs (sampled every 5 ms by a thread: torch ops release the GIL)."""
+    runs (sampled every 5 ms by a thread: torch ops release the GIL; glibc's free pages are
+    trimmed first)."""
+    import ctypes
+    import gc
     import threading
 
+    gc.collect()
+    try:  # hand freed heap pages back to the OS, so that re-using them shows as a rise
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
     start, peak, done = rss_bytes(), [0], threading.Event()
 
     def sample():
@@ -193,9 +201,12 @@ def inference_costs(model, seconds: float, windows: int = 4) -> list[dict]:
         fbank = resnet.fbank(wav[0])[None]
         with FlopCounterMode(display=False) as counter:
             resnet.resnet.frame_features(fbank)
+        embedding_transient = peak_rss_rise(
+            lambda: resnet.resnet.frame_features(fbank.repeat(windows, 1, 1))) / windows
     out = [{"stage": "7_segmentation_window", "forward_flops": segmentation,
             "transient_bytes_per_window": transient},
-           {"stage": "7_wespeaker_window", "forward_flops": counter.get_total_flops()}]
+           {"stage": "7_wespeaker_window", "forward_flops": counter.get_total_flops(),
+            "transient_bytes_per_window": embedding_transient}]
     for row in out:
         print(json.dumps(row), flush=True)
     return out
@@ -245,6 +256,7 @@ def report(measured: dict, conf: Path, hours: tuple[float, float, float], gpus: 
     inference = yaml.safe_load((conf / "inference.yaml").read_text())
     batch = int(inference.get("batch_size", 32))
     wespeaker = rows["7_wespeaker_window"]["forward_flops"]
+    wespeaker_bytes = rows["7_wespeaker_window"]["transient_bytes_per_window"]
     for key, label in (("7_segmentation_window_fbank", "fbank"),
                        ("7_segmentation_window", "teacher"),
                        ("7_segmentation_window_pruned", "pruned")):
@@ -252,7 +264,9 @@ def report(measured: dict, conf: Path, hours: tuple[float, float, float], gpus: 
             continue
         per_window = rows[key]["forward_flops"] + wespeaker
         seconds = windows * per_window / (tflops * 1e12)
-        memory = batch * rows[key]["transient_bytes_per_window"] + CONTEXT_BYTES
+        # segmentation, then the embeddings of the same windows: the larger of the two
+        memory = batch * max(rows[key]["transient_bytes_per_window"], wespeaker_bytes)
+        memory += CONTEXT_BYTES
         out.append(f"|7 inference, {label} (1 GPU)|{per_window / 1e9:.0f} per window|"
                    f"{batch} windows|{memory / 1e9:.0f} GB|-|-|"
                    f"{seconds / 3600:.1f} h ({windows / 1e3:.0f}k windows)|")
