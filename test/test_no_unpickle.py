@@ -19,6 +19,7 @@ file, and the marker must never appear.
 | ``diar_inference`` embedding ``checkpoint``   | payload as the WeSpeaker checkpoint          |
 | ``diar_inference`` clustering ``plda``        | payload; an .npz of object arrays            |
 | ``diar_train --init_param``                   | payload                                      |
+| ``diar_train --resume true``                  | payload planted as OUT/checkpoint.pth        |
 
 Plus: the payloads really do create the marker when unpickled in full (so the assertions can
 fail), and a pyannote-style Lightning checkpoint (pickled pyannote objects) is read safely by
@@ -237,6 +238,13 @@ def test_espnet_model_files_refuse(payload, espnet_env, tmp_path, capsys):
                                 "--init_param", path, "--output_dir", out / "train"], capsys)
     assert_refused(line, path, marker)
     assert "refusing to unpickle" in line
+    # diar_train --resume true with a planted resume file (ESPnet's trainer unpickles it)
+    resumed = out / "resumed"
+    resumed.mkdir(parents=True)
+    (resumed / "checkpoint.pth").write_bytes(path.read_bytes())
+    line = run_cli(diar_train, ["--config", env.fbank_config, *data_argv(env.data),
+                                "--resume", "true", "--output_dir", resumed], capsys)
+    assert_refused(line, resumed / "checkpoint.pth", marker)
 
 
 def test_plda_npz_with_object_arrays_is_refused(espnet_env, tmp_path, capsys):

@@ -104,26 +104,15 @@ def validation_history(output_dir: str | Path, key: str = "loss") -> dict[int, f
     """Per-epoch ``valid.<key>`` of an ESPnet run, from the reporter state that ESPnet keeps in
     ``checkpoint.pth`` (read with ``weights_only``; numpy scalars and the reporter's
     ``timedelta`` timings are the only extra types allowed)."""
-    import datetime
-
-    import numpy as np
-
     from espnet_prune.errors import CheckpointError
+    from espnet_prune.tasks.model_file import read_run_state
 
     path = Path(output_dir) / "checkpoint.pth"
     if not path.is_file():
         raise CheckpointError(f"{path}: not found (did the training run finish?)")
-    numpy_types = [np.dtype, type(np.dtype("float64")), type(np.dtype("float32")),
-                   type(np.dtype("int64")), datetime.timedelta]
     try:
-        numpy_types.append(np._core.multiarray.scalar)
-    except AttributeError:  # numpy < 2
-        numpy_types.append(np.core.multiarray.scalar)
-    try:
-        with torch.serialization.safe_globals(numpy_types):
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        stats = state["reporter"]["stats"]
-    except Exception as exc:  # unpickling errors come in many types
+        stats = read_run_state(path)["reporter"]["stats"]
+    except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: cannot read ESPnet's reporter state ({exc})") from None
     history = {int(epoch): float(values["valid"][key]) for epoch, values in stats.items()
                if key in values.get("valid", {})}

@@ -64,6 +64,23 @@ class ProgressBarTrainer(Trainer):
         with atomic_checkpoints():  # a kill while saving must not break --resume
             return super().run(*args, **kwargs)
 
+    @staticmethod
+    def resume(checkpoint, *args, **kwargs):
+        """ESPnet's resume, with ``checkpoint.pth`` read by
+        :func:`espnet_prune.tasks.model_file.read_run_state` (``weights_only=True``) instead
+        of ESPnet's full unpickle: a planted resume file cannot run code."""
+        import espnet2.train.trainer as trainer_module
+
+        from espnet_prune.tasks.model_file import read_run_state
+
+        torch_module = trainer_module.torch
+        real_load = torch_module.load
+        torch_module.load = lambda path, *a, **k: read_run_state(path)
+        try:
+            return Trainer.resume(checkpoint, *args, **kwargs)
+        finally:
+            torch_module.load = real_load
+
     @classmethod
     def train_one_epoch(cls, model, iterator, **kwargs):
         distributed = kwargs.get("distributed_option")

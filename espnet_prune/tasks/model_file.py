@@ -180,3 +180,26 @@ def install_safe_init_param(abs_task_module=None) -> None:
     if abs_task_module is None:
         import espnet2.tasks.abs_task as abs_task_module
     abs_task_module.load_pretrained_model = load_pretrained_model
+
+
+def run_state_globals() -> tuple:
+    """The plain-data types besides tensors in ESPnet's ``checkpoint.pth`` (numpy scalars and
+    dtypes of the reporter's statistics, its ``timedelta`` timings)."""
+    import datetime
+
+    import numpy as np
+
+    scalar = getattr(getattr(np, "_core", None), "multiarray", None) or np.core.multiarray
+    return (np.dtype, type(np.dtype("float64")), type(np.dtype("float32")),
+            type(np.dtype("int64")), datetime.timedelta, scalar.scalar)
+
+
+def read_run_state(path) -> dict:
+    """ESPnet's resume file (``checkpoint.pth``: model, reporter, optimiser and scheduler
+    states) read with ``weights_only=True``; ESPnet's own trainer unpickles it in full."""
+    from espnet_prune.wavlm.checkpoint import read_checkpoint
+
+    state = read_checkpoint(path, "ESPnet resume file", extra_globals=run_state_globals())
+    if not isinstance(state, dict) or "model" not in state or "reporter" not in state:
+        raise CheckpointError(f"{path}: not an ESPnet resume file (keys 'model', 'reporter')")
+    return state

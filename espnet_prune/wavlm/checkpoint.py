@@ -146,11 +146,13 @@ def refusal_message(path, what: str, exc: BaseException) -> str:
             "torch.save(c.get('state_dict', c), 'plain.pt')\"")
 
 
-def read_checkpoint(path, what: str = "checkpoint", inert_prefixes: tuple[str, ...] = ()):
+def read_checkpoint(path, what: str = "checkpoint", inert_prefixes: tuple[str, ...] = (),
+                    extra_globals: tuple = ()):
     """``torch.load(path, weights_only=True)`` on CPU with one-line errors naming the file.
 
     ``inert_prefixes`` (e.g. ``("pyannote.",)``): pickled objects of classes under these
-    module prefixes come back as :class:`InertObject` instead of refusing the file."""
+    module prefixes come back as :class:`InertObject` instead of refusing the file.
+    ``extra_globals``: more plain-data types the weights-only unpickler may build."""
     noun = what if what.endswith("file") else f"{what} file"
     if os.path.isdir(path):
         raise CheckpointError(f"{path}: is a directory, expected a {noun}")
@@ -159,7 +161,7 @@ def read_checkpoint(path, what: str = "checkpoint", inert_prefixes: tuple[str, .
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"{path}: {noun} is empty (0 bytes; an interrupted write or "
                               "download?)")
-    allowed = SAFE_GLOBALS + _inert_globals(path, inert_prefixes)
+    allowed = SAFE_GLOBALS + _inert_globals(path, inert_prefixes) + list(extra_globals)
     try:
         with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
             # a bare pickle (not torch's zip format) triggers a protocol notice: it is refused
