@@ -265,9 +265,6 @@ def main(argv: list[str] | None = None) -> int:
     check_output_file(args.output_md, make_parents=True)
     scores, details = collect(expdir, args.models, args.test_sets, args.inference_tag)
     macro = macro_average(scores, args.test_sets) if args.macro_average else None
-    if macro is not None:
-        (expdir / "macro_der.json").write_text(json.dumps(macro, indent=1) + "\n",
-                                               encoding="utf-8")
     markdown = render_markdown(
         args.title, scores, details, args.test_sets, args.command, stage_wall_time(expdir),
         macro,
@@ -275,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     # atomic: a failed run leaves the previous (complete) files, never truncated ones
     write_text(output_json, json.dumps(scores, indent=2) + "\n", make_parents=True)
     write_text(args.output_md, markdown + "\n", make_parents=True)
+    if macro is not None:
+        write_text(expdir / "macro_der.json", json.dumps(macro, indent=1) + "\n")
     print(f"wrote {output_json} and {args.output_md}")
     return 0
 

@@ -1,17 +1,19 @@
-"""Dress rehearsal of the paper's recipes: ``./run.sh`` stages 1-8 on CPU at miniature scale.
+"""Dress rehearsal of the paper's recipes: ``./run.sh`` on CPU at miniature scale.
 
-The AMI recipe and the compound meetings3 recipe (AMI + AISHELL-4 + AliMeeting) run every stage
-with the recipe's own configs (``conf/``: Base+ / Large teachers and distillation layers,
-prune_s80 / prune_large_s80, distill_post, train_pruned_wavlm_*, the WeSpeaker inference
-config) on the miniature corpora of ``corpus_fixtures`` (the real on-disk layouts). The WavLM is
-a random transformers ``save_pretrained`` directory of the Base+ (or Large) shape that run.sh
-converts; the speaker-embedding model is a random WeSpeaker ResNet34 in pyannote's
-``pytorch_model.bin`` layout at the path of ``conf/inference.yaml``. The only overrides are
-run-length knobs on run.sh's command line (epochs, iterations per epoch, batch size, number of
-checkpoints averaged, parallel jobs, speed-measurement length).
+The AMI recipe and the compound meetings3 recipe (AMI + AISHELL-4 + AliMeeting) run stages 1-8
+with a Base+ teacher, and the AMI recipe stages 1-6 with a Large one, all with the recipe's own
+configs (``conf/``: Base+ / Large teachers and distillation layers, prune_s80 /
+prune_large_s80, distill_post, train_pruned_wavlm_*, the WeSpeaker inference config) on the
+miniature corpora of ``corpus_fixtures`` (the real on-disk layouts). The WavLM is a random
+transformers ``save_pretrained`` directory of the Base+ (or Large) shape that run.sh converts;
+the speaker-embedding model is a random WeSpeaker ResNet34 in pyannote's ``pytorch_model.bin``
+layout at the path of ``conf/inference.yaml``. The only overrides are run-length knobs on
+run.sh's command line (epochs, iterations per epoch, batch size, number of checkpoints
+averaged, parallel jobs, speed-measurement length).
 
-The three rehearsals are deselected by default (marker ``rehearsal``; ``pytest -m rehearsal``
-runs them, CI does); the check of run.sh's option plumbing below is part of the default run.
+The three rehearsals (about 3.5, 5 and 7.5 min on 2 CPU cores) are deselected by default
+(marker ``rehearsal``; ``pytest -m rehearsal`` runs them, CI does); the check of run.sh's
+option plumbing is part of the default run.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ WESPEAKER = "downloads/wespeaker-voxceleb-resnet34-LM/pytorch_model.bin"  # conf
 
 @pytest.fixture
 def rehearsal_dir(tmp_path):
-    """tmp_path, whose checkpoints (up to ~35 GB for Large) are deleted afterwards, pass or
-    fail (pytest keeps the last three sessions' tmp dirs); logs and results stay."""
+    """tmp_path, whose checkpoints (GBs) are deleted afterwards, pass or fail (pytest keeps
+    the last three sessions' tmp dirs); logs and results stay."""
     yield tmp_path
     for pattern in ("*.pth", "*.pt", "*.bin", "*.safetensors"):
         for path in tmp_path.rglob(pattern):
@@ -276,3 +278,27 @@ def test_ami_large_stages_1_to_6(rehearsal_dir):
     assert final["frontend_conf"]["path"] == "exp/large_s80/prune/wavlm_pruned.pt"
     assert set(stage_seconds(expdir)) == set(range(1, 7))
     print(f"AMI Large: {seconds:.0f} s; per stage {stage_seconds(expdir)}")
+
+
+def test_estimate_cost_report_arithmetic(tmp_path):
+    """pyscripts/estimate_cost.py --report (the READMEs' full-scale tables): time per epoch =
+    (train chunks x step FLOPs + valid chunks x forward FLOPs) / (GPUs x TFLOP/s)."""
+    rows = [{"stage": "3_teacher", "flops": 400e9, "forward_flops": 100e9,
+             "activation_bytes": 1e9, "params_trainable": 100e6, "params_frozen": 0},
+            {"stage": "7_segmentation_window", "forward_flops": 100e9,
+             "transient_bytes_per_window": 0.1e9},
+            {"stage": "7_wespeaker_window", "forward_flops": 50e9,
+             "transient_bytes_per_window": 0.05e9}]
+    (tmp_path / "cost.json").write_text(json.dumps({"teacher": "base_plus", "rows": rows}))
+    script = REPO / "egs2" / "TEMPLATE" / "diar1" / "pyscripts" / "estimate_cost.py"
+    proc = run_script(script, "--report", tmp_path / "cost.json", "--conf",
+                      REPO / "egs2" / "ami" / "diar1" / "conf", "--hours", "60,8,8",
+                      "--gpus", "4", "--tflops", "10")
+    assert proc.returncode == 0, proc.stderr
+    teacher = next(line for line in proc.stdout.splitlines() if line.startswith("|3_teacher|"))
+    # 36k chunks x 400 GFLOP + 3.6k x 100 GFLOP = 14.76 PFLOP / 40 TFLOP/s = 369 s = 6 min;
+    # memory: 16 B x 100M + 16 chunks x 1 GB + 1.5 GB = 19 GB; 100 epochs: 10.25 h
+    assert teacher == "|3_teacher|400|16|19 GB|6 min|100|10.2 h|"
+    inference = next(line for line in proc.stdout.splitlines() if "teacher (1 GPU)" in line)
+    # 36k windows x 150 GFLOP / 10 TFLOP/s = 540 s; 32 x 0.1 GB + 1.5 GB
+    assert "|150 per window|32 windows|5 GB|" in inference and "|0.1 h (36k windows)|" in inference

@@ -314,15 +314,14 @@ def main(argv=None):
         save_wavlm(WavLM(wavlm_config(args.teacher)), teacher)
         pruned = Path(tmp) / "pruned.pt"
         save_wavlm(WavLM(pruned_config(args.teacher)), pruned)
-        model, _ = diar_model(str(conf / "train_fbank.yaml"), None)
+        model, optim = diar_model(str(conf / "train_fbank.yaml"), None)
         batch = chunk_batch(model.frame_shift, model.frame_length, args.chunk_seconds)
         if 7 in stages:
             rows += [dict(r, stage=r["stage"] + "_fbank")
                      for r in inference_costs(model, args.chunk_seconds)[:1]]
         if 3 in stages:
-            rows.append(measure("3_fbank", model, batch, diar_model(
-                str(conf / "train_fbank.yaml"), None)[1], args.repeats))
-        del model
+            rows.append(measure("3_fbank", model, batch, optim, args.repeats))
+        del model, optim
         wav_model, wav_optim = diar_model(
             str(conf / f"train_teacher_wavlm_{args.teacher}.yaml"), str(teacher))
         wav_batch = chunk_batch(wav_model.frame_shift, wav_model.frame_length,
