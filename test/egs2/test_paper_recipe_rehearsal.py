@@ -11,9 +11,9 @@ layout at the path of ``conf/inference.yaml``. The only overrides are run-length
 run.sh's command line (epochs, iterations per epoch, batch size, number of checkpoints
 averaged, parallel jobs, speed-measurement length).
 
-The three rehearsals (about 3.5, 5 and 7.5 min on 2 CPU cores) are deselected by default
-(marker ``rehearsal``; ``pytest -m rehearsal`` runs them, CI does); the check of run.sh's
-option plumbing is part of the default run.
+The three rehearsals (3.5-6, 5-9 and 7-7.5 min on 2 CPU cores shared with other jobs) are
+deselected by default (marker ``rehearsal``; ``pytest -m rehearsal`` runs them, CI does);
+the checks of run.sh's option plumbing and of the cost report are part of the default run.
 """
 
 from __future__ import annotations

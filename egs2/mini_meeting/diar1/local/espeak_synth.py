@@ -108,7 +108,7 @@ class EspeakSynthesizer:
             # state differs from process to process: seed it from the call itself, so the
             # same call gives the same samples in any process, in any order
             lib.espeak_ng_SetRandSeed(
-                zlib.crc32(f"{voice}|{pitch}|{pitch_range}|{rate}|{text}".encode("utf-8"))
+                zlib.crc32(f"{voice}|{pitch}|{pitch_range}|{rate}|{text}".encode())
             )
             self._chunks = []
             data = text.encode("utf-8") + b"\0"
