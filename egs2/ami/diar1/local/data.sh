@@ -12,6 +12,7 @@ lists=           # meeting lists (default local/ami_splits)
 help_message="Usage: $0 [--data DIR] [--prefix PREFIX] [--download true|false] [--lists DIR]"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # the recipe's utils/ (a link to egs2/TEMPLATE/diar1/utils), whatever the working directory
+# shellcheck source=../../../TEMPLATE/diar1/utils/parse_options.sh
 . "${here}/../utils/parse_options.sh"
 if [ $# -ne 0 ]; then echo "${help_message}" >&2; exit 1; fi
 . ./db.sh

@@ -18,6 +18,7 @@ help_message="Usage: $0 [--data DIR] [--nj N] [--download true|false]
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 egs2=$(cd "${here}/../../.." && pwd)
 # the recipe's utils/ (a link to egs2/TEMPLATE/diar1/utils), whatever the working directory
+# shellcheck source=../../../TEMPLATE/diar1/utils/parse_options.sh
 . "${here}/../utils/parse_options.sh"
 if [ $# -ne 0 ]; then echo "${help_message}" >&2; exit 1; fi
 
