@@ -1,15 +1,23 @@
-"""Speed and memory of the whole diarization pipeline on CPU (random weights: timing only).
+"""Speed and memory of the whole diarization pipeline on CPU (random weights: timing only),
+and the WavLM forward speed that ``wavlm_bench`` measures and recipe stage 8 reports.
 
 The model is the paper's EEND model around a WavLM of a given shape (``base_plus`` unpruned,
 ``base_plus_s80``: the released 80 %-sparse Base+ structure), fed through the same
 :class:`~espnet_prune.infer.pipeline.DiarizationPipeline` as real inference, with resemblyzer
 embeddings and AHC. The recording is synthetic speech-like audio (harmonic "voices" taking
 turns, with overlaps and pauses).
+
+A WavLM *speed record* (:func:`forward_speed`, one per model) is the one JSON schema of a
+forward-time measurement: ``seconds_per_audio_second`` (median forward time / seconds of
+audio in the batch), ``times`` (every timed forward, s), ``audio_seconds``, ``threads``,
+``device``. ``make_results`` reads :data:`SPEED_KEY` from it.
 """
 
 from __future__ import annotations
 
+import copy
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +45,115 @@ def wavlm_preset(name: str):
                     ffn_dims=[24, 8, 16], use_attention=[True, True, False])
         return WavLMConfig.from_dict(conf)
     return wavlm_config(name)
+
+# the field of a speed record that RESULTS.md's speed-up comes from
+SPEED_KEY = "seconds_per_audio_second"
+
+
+def uniform_structure(config, sparsity: float):
+    """Shrink all prunable units by one fraction so params ~= (1 - sparsity) * full."""
+    from espnet_prune.wavlm.counting import count_params, structure_of_config
+
+    target = (1.0 - sparsity) * count_params(config, structure_of_config(config))
+
+    def shrunk(q):
+        cfg = copy.deepcopy(config)
+        cfg.conv_channels = [max(1, round(c * q)) for c in cfg.conv_channels]
+        cfg.kept_heads = [h[:max(1, round(len(h) * q))] for h in cfg.kept_heads]
+        cfg.ffn_dims = [max(1, round(f * q)) for f in cfg.ffn_dims]
+        return cfg
+
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if count_params(shrunk(mid), structure_of_config(shrunk(mid))) > target:
+            hi = mid
+        else:
+            lo = mid
+    return shrunk(lo)
+
+
+def forward_speed(models: dict, seconds: float, batch_size: int = 1, runs: int = 5,
+                  warmup: int = 2, device: str = "cpu") -> dict[str, dict]:
+    """A speed record per WavLM of ``{name: model}``: the models take turns (warm-up rounds,
+    then ``runs`` timed rounds) so that a change in the machine's load hits all of them alike;
+    the input is fixed random audio (speed does not depend on the values)."""
+    import torch
+
+    device = torch.device(device)
+    wav = torch.randn(batch_size, int(seconds * RATE), generator=torch.Generator().manual_seed(0))
+    wav = wav.to(device)
+    models = {name: model.eval().to(device) for name, model in models.items()}
+
+    def run(model):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            model.extract_features(wav)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for _ in range(warmup):
+        for model in models.values():
+            run(model)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(runs):
+        for name, model in models.items():
+            times[name].append(run(model))
+    audio_seconds = batch_size * seconds
+    return {
+        name: {SPEED_KEY: statistics.median(t) / audio_seconds, "times": t,
+               "audio_seconds": audio_seconds, "threads": torch.get_num_threads(),
+               "device": str(device)}
+        for name, t in times.items()
+    }
+
+
+def checkpoint_speed(checkpoint: str, seconds: float, batch_size: int, runs: int,
+                     device: str = "cpu") -> dict:
+    """The speed record of one WavLM checkpoint as saved (recipe stage 8: teacher, pruned)."""
+    from espnet_prune.wavlm import load_wavlm
+
+    record = forward_speed({"model": load_wavlm(checkpoint)}, seconds, batch_size, runs,
+                           device=device)["model"]
+    return {"checkpoint": str(checkpoint), **record}
+
+
+def pruning_speedup(preset: str, sparsity: float, pruned: str | None, seconds: float,
+                    batch_size: int, runs: int, device: str = "cpu") -> dict:
+    """Unpruned WavLM of ``preset`` vs a pruned one (random weights): the checkpoint
+    ``pruned`` (its gates applied) or else the structure for ``sparsity`` (Base+ at 0.8: the
+    released 80 %-sparse Base+; otherwise :func:`uniform_structure`)."""
+    from espnet_prune.wavlm import WavLM, load_wavlm, wavlm_config
+
+    full = WavLM(wavlm_config(preset))
+    if pruned:
+        model, structure = load_wavlm(pruned), f"checkpoint {pruned}"
+        if model.config.pruning_units:
+            model.prune()
+            structure += " (gates applied with prune())"
+    elif preset == "base_plus" and abs(sparsity - 0.8) < 1e-9:
+        model, structure = WavLM(wavlm_config("base_plus_s80")), "base_plus_s80"
+    else:
+        model = WavLM(uniform_structure(wavlm_config(preset), sparsity))
+        structure = f"uniform shrink to sparsity {sparsity}"
+    speed = forward_speed({"full": full, "pruned": model}, seconds, batch_size, runs,
+                          device=device)
+    t_full = statistics.median(speed["full"]["times"])
+    t_pruned = statistics.median(speed["pruned"]["times"])
+    return {
+        "preset": preset, "pruned_structure": structure, "device": speed["full"]["device"],
+        "threads": speed["full"]["threads"], "seconds_of_audio": seconds, "batch": batch_size,
+        "params_full": full.num_params(), "params_pruned": model.num_params(),
+        "macs_per_second_full": full.macs_per_second(),
+        "macs_per_second_pruned": model.macs_per_second(),
+        "macs_ratio": full.macs_per_second() / model.macs_per_second(),
+        "sparsity_params": 1.0 - model.num_params() / full.num_params(),
+        "time_full_s": t_full, "time_pruned_s": t_pruned, "speedup": t_full / t_pruned,
+        "runs": runs, "full": speed["full"], "pruned": speed["pruned"],
+    }
 
 
 def build_model(wavlm_name: str, encoder_conf: dict, seed: int = 0):

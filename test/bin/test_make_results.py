@@ -6,6 +6,7 @@ import pytest
 
 from espnet_prune.bin import diar_score, make_results
 from espnet_prune.errors import DataError
+from espnet_prune.infer.bench import SPEED_KEY
 from espnet_prune.utils.rttm import RttmSegment, write_rttm
 
 REF = [RttmSegment("r1", 0.0, 6.0, "A"), RttmSegment("r1", 4.0, 6.0, "B")]
@@ -32,7 +33,7 @@ def expdir(tmp_path):
             params, macs, rtf = STATS[name]
             (exp / name / "wavlm_stats.json").write_text(
                 json.dumps({"params": params, "macs_per_second": macs}))
-            (exp / name / "wavlm_bench.json").write_text(json.dumps({"rtf": rtf}))
+            (exp / name / "wavlm_bench.json").write_text(json.dumps({SPEED_KEY: rtf}))
     (exp / "stage_times.tsv").write_text("1\t10\t0\n3\t100\t0\n3\t60\t0\n8\t5\t0\n")
     return exp
 
@@ -90,6 +91,13 @@ def test_bad_stats_cli_error(expdir, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "wavlm_stats.json" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_speed_of_another_schema_is_an_error(expdir, tmp_path):
+    (expdir / "pruned/wavlm_bench.json").write_text(json.dumps({"rtf": 0.01}))
+    with pytest.raises(DataError, match="pruned/wavlm_bench.json: no positive number under "
+                       "'seconds_per_audio_second'"):
+        run(expdir, tmp_path)
 
 
 def test_subset_of_models(expdir, tmp_path):

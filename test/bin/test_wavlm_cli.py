@@ -9,6 +9,8 @@ import torch
 import transformers
 
 from espnet_prune.bin import wavlm_bench, wavlm_convert, wavlm_prune, wavlm_stats
+from espnet_prune.infer.bench import SPEED_KEY, uniform_structure
+from espnet_prune.infer.results import measured_speed
 from espnet_prune.wavlm import WavLM, load_wavlm, save_wavlm, wavlm_config
 from espnet_prune.wavlm.counting import count_params, structure_of_config
 
@@ -91,8 +93,26 @@ def test_bench_runs_on_tiny_checkpoint(tmp_path, capsys):
                              "--runs", "1"]) == 0
     result = _json(capsys)
     assert result["speedup"] > 0 and result["params_pruned"] == result["params_full"]
-    cfg = wavlm_bench.uniform_structure(wavlm_config("base_plus"), 0.8)
+    for name in ("full", "pruned"):  # the per-model speed records of --checkpoint's schema
+        assert result[name][SPEED_KEY] == pytest.approx(result[f"time_{name}_s"] / 1.0)
+    cfg = uniform_structure(wavlm_config("base_plus"), 0.8)
     full = wavlm_config("base_plus")
     sparsity = 1 - count_params(cfg, structure_of_config(cfg)) / count_params(
         full, structure_of_config(full))
     assert abs(sparsity - 0.8) < 0.01
+
+
+def test_bench_checkpoint_writes_the_speed_record_make_results_reads(tmp_path, capsys):
+    """Recipe stage 8: ``wavlm_bench --checkpoint`` → exp/<model>/wavlm_bench.json, whose
+    speed make_results turns into the speed-up column."""
+    ckpt = tmp_path / "tiny.pt"
+    save_wavlm(WavLM(wavlm_config("tiny")), ckpt)
+    out = tmp_path / "exp" / "teacher" / "wavlm_bench.json"
+    assert wavlm_bench.main(["--checkpoint", str(ckpt), "--seconds", "1", "--batch_size", "2",
+                             "--runs", "3", "--threads", "1", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record == _json(capsys)
+    assert record["audio_seconds"] == 2.0 and len(record["times"]) == 3
+    assert record["threads"] == 1 and record["checkpoint"] == str(ckpt)
+    assert record[SPEED_KEY] == pytest.approx(sorted(record["times"])[1] / 2.0)
+    assert measured_speed(out.parent) == record[SPEED_KEY]

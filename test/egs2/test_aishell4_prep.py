@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +20,10 @@ from corpus_fixtures import (
     write_textgrid,
 )
 
+from espnet_prune.corpus import meeting_prep as mp
+
 RECIPE = REPO / "egs2" / "aishell4" / "diar1"
 PREP = RECIPE / "local" / "prepare_aishell4.py"
-
-
-def load_meeting_prep():
-    spec = importlib.util.spec_from_file_location(
-        "aishell4_meeting_prep", RECIPE / "local" / "meeting_prep.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-mp = load_meeting_prep()
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +213,40 @@ def test_stored_dev_list_has_the_papers_18_sessions():
     sessions = mp.read_list(RECIPE / "local" / "aishell4_dev_sessions.txt")
     assert len(sessions) == len(set(sessions)) == 18
     assert all(s.split("_")[1] in ("L", "M", "S") for s in sessions)
+
+
+def test_data_sh_downloads_by_default_unless_complete(corpus, tmp_path):
+    """local/data.sh asks the prep to download (its default); a corpus marked complete is not
+    downloaded again."""
+    copy = tmp_path / "corpus"
+    shutil.copytree(corpus / "corpus", copy)
+    (tmp_path / "db.sh").write_text(f"AISHELL4={copy}\n")
+    mirror = tmp_path / "mirror"  # holds no archive: any download attempt fails, offline
+    mirror.mkdir()
+    args = ("--data", tmp_path / "data", "--dev_list", corpus / "dev.txt", "--nj", "1",
+            "--url", mirror.as_uri())
+    attempt = run_script(RECIPE / "local" / "data.sh", *args, cwd=tmp_path)
+    assert attempt.returncode == 1
+    assert "Downloading AISHELL-4 (OpenSLR 111) into" in attempt.stderr
+    assert "missing: " in attempt.stderr and "train_L.tar.gz" in attempt.stderr
+    (copy / ".complete").touch()
+    assert run_script(RECIPE / "local" / "data.sh", *args, cwd=tmp_path).returncode == 0
+
+
+def test_download_unless_complete_fetches_and_extracts_once(tmp_path):
+    import tarfile
+
+    from espnet_prune.corpus.download import download_unless_complete
+
+    (tmp_path / "src" / "part").mkdir(parents=True)
+    (tmp_path / "src" / "part" / "a.txt").write_text("a")
+    with tarfile.open(tmp_path / "part.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "src" / "part", arcname="part")
+    target = tmp_path / "corpus"
+    url = (tmp_path).as_uri()
+    assert download_unless_complete(target, url, ["part.tar.gz"], "test corpus") == 0
+    assert (target / "part" / "a.txt").read_text() == "a" and (target / ".complete").exists()
+    (tmp_path / "part.tar.gz").unlink()  # complete: the source is not asked again
+    assert download_unless_complete(target, url, ["part.tar.gz"], "test corpus") == 0
+    (target / ".complete").unlink()
+    assert download_unless_complete(target, url, ["part.tar.gz"], "test corpus") == 1

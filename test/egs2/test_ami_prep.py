@@ -19,6 +19,9 @@ from corpus_fixtures import (
     validate,
 )
 
+from espnet_prune.corpus import download
+from espnet_prune.corpus.meeting_prep import read_list
+
 RECIPE = REPO / "egs2" / "ami" / "diar1"
 LOCAL = RECIPE / "local"
 
@@ -29,9 +32,6 @@ def load(name: str, path: Path):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-download = load("ami_download", LOCAL / "download.py")
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +90,11 @@ def test_empty_or_foreign_annotation_names_the_file(corpus, tmp_path):
 
 
 def test_stored_meeting_lists_match_the_but_setup():
-    read = load("ami_meeting_prep", LOCAL / "meeting_prep.py").read_list
-    lists = {s: read(LOCAL / "ami_splits" / f"{s}.meetings.txt") for s in ("train", "dev", "test")}
+    lists = {s: read_list(LOCAL / "ami_splits" / f"{s}.meetings.txt")
+             for s in ("train", "dev", "test")}
     assert {s: len(m) for s, m in lists.items()} == {"train": 136, "dev": 18, "test": 16}
     assert not set(lists["train"]) & set(lists["dev"]) | set(lists["train"]) & set(lists["test"])
-    no_sdm = read(LOCAL / "ami_splits" / "no_sdm_audio.txt")
+    no_sdm = read_list(LOCAL / "ami_splits" / "no_sdm_audio.txt")
     assert set(no_sdm) <= set(lists["train"])
     assert len(set(lists["train"]) - set(no_sdm)) == 134  # the paper's AMI train recordings
     assert {"EN2002a", "ES2004a", "IS1009a", "TS3003a"} <= set(lists["test"])

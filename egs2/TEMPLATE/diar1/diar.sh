@@ -409,8 +409,9 @@ if in_range 8; then
         fi
         if stale "${mdir}/wavlm_bench.json" "${ckpt}"; then
             start_stage_8
-            ${python} "${pyscripts}/measure_speed.py" "${ckpt}" \
-                --seconds "${bench_seconds}" --json "${mdir}/wavlm_bench.json"
+            ${python} -m espnet_prune.bin.wavlm_bench --checkpoint "${ckpt}" --threads 1 \
+                --seconds "${bench_seconds}" --batch_size 4 --runs 5 \
+                --json "${mdir}/wavlm_bench.json"
         fi
     done
     if ${stage_started} || stale "${expdir}/scores.json" "${collected[@]}" \

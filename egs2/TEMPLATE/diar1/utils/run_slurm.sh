@@ -27,17 +27,8 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
-if [ $# -lt 2 ]; then
-    echo "usage: $0 [options] [JOB=1:N] LOG command [args...]" 1>&2; exit 1
-fi
-job_var=""; first=1; last=1
-if [[ "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-    job_var="${BASH_REMATCH[1]}"; first="${BASH_REMATCH[2]}"; last="${BASH_REMATCH[3]}"; shift
-elif [[ "$1" =~ ^[A-Za-z_][A-Za-z0-9_]*=[0-9]+$ ]]; then
-    job_var="${1%%=*}"; first="${1#*=}"; last="$first"; shift
-fi
-log_template="$1"; shift
-command_template="$(printf '%q ' "$@")"
+# shellcheck source=job_args.sh
+. "$(dirname "${BASH_SOURCE[0]}")/job_args.sh"
 log_dir="$(dirname "$log_template")"
 mkdir -p "$log_dir/slurm"
 script="$log_dir/slurm/$(basename "$log_template" | tr -c 'A-Za-z0-9._-' '_').sh"

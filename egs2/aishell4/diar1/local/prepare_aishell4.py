@@ -7,22 +7,20 @@ a fixed list of training sessions (``local/aishell4_dev_sessions.txt``), as in t
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from download_aishell4 import ARCHIVES, OPENSLR  # this script's directory
 
-from meeting_prep import (  # noqa: E402
-    prepare_textgrid_split,
+from espnet_prune.corpus.download import download_unless_complete
+from espnet_prune.corpus.meeting_prep import (
+    prepare_textgrid_splits,
     read_list,
-    read_split_annotations,
     setup_logging,
+    textgrid_prep_parser,
 )
-
-from espnet_prune.errors import DataError  # noqa: E402
-from espnet_prune.utils.cli import run_main  # noqa: E402
+from espnet_prune.errors import DataError
+from espnet_prune.utils.cli import run_main
 
 TRAIN_PARTS = ("train_L", "train_M", "train_S")
 TEST_PART = "test"
@@ -51,17 +49,14 @@ def find_sessions(corpus: Path, part: str) -> dict[str, tuple[Path, Path]]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="AISHELL-4 root directory")
-    parser.add_argument("--data", type=Path, default=Path("data"), help="output data dirs root")
-    parser.add_argument("--audio_dir", type=Path, default=None,
-                        help="where the 16 kHz mono first-channel wavs go (default DATA/audio)")
+    parser = textgrid_prep_parser(__doc__.splitlines()[0], "AISHELL-4", OPENSLR)
     parser.add_argument("--dev_list", type=Path,
                         default=Path(__file__).resolve().parent / "aishell4_dev_sessions.txt")
-    parser.add_argument("--prefix", default="", help="prefix of the output split names")
-    parser.add_argument("--nj", type=int, default=4, help="parallel audio extraction jobs")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.download and download_unless_complete(args.corpus, args.url, ARCHIVES,
+                                                  "AISHELL-4 (OpenSLR 111)"):
+        return 1
     audio_dir = args.audio_dir or args.data / "audio" / "aishell4"
 
     train: dict[str, tuple[Path, Path]] = {}
@@ -76,11 +71,8 @@ def main(argv=None) -> int:
     dev = {s: train.pop(s) for s in dev_ids}
     log.info("AISHELL-4 sessions: train %d, dev %d, test %d (paper: 173 / 18 / 20)",
              len(train), len(dev), len(test))
-    splits = {"train": train, "dev": dev, "test": test}
-    annotations = {name: read_split_annotations(s) for name, s in splits.items()}
-    for name, sessions in splits.items():
-        prepare_textgrid_split(args.data / f"{args.prefix}{name}", sessions, audio_dir / name,
-                               annotations[name], nj=args.nj)
+    prepare_textgrid_splits(args.data, args.prefix, {"train": train, "dev": dev, "test": test},
+                            audio_dir, nj=args.nj)
     return 0
 
 

@@ -5,16 +5,8 @@ Resumable; archives missing or truncated at the end are named and the exit statu
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from download import fetch_archives  # noqa: E402
-
-from espnet_prune.utils.cli import run_main  # noqa: E402
+from espnet_prune.corpus.download import archives_main
+from espnet_prune.utils.cli import run_main
 
 # the download location OpenSLR 119 points to
 OPENSLR = "https://speech-lab-share-data.oss-cn-shanghai.aliyuncs.com/AliMeeting/openlr"
@@ -22,15 +14,7 @@ ARCHIVES = ("Train_Ali_far.tar.gz", "Eval_Ali.tar.gz", "Test_Ali.tar.gz")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, required=True, help="download directory (ALIMEETING)")
-    parser.add_argument("--url", default=OPENSLR, help="base URL (an OpenSLR mirror)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    problems = fetch_archives([f"{args.url.rstrip('/')}/{name}" for name in ARCHIVES], args.dir)
-    for line in problems:
-        print("  " + line, file=sys.stderr)
-    return 1 if problems else 0
+    return archives_main(argv, __doc__.splitlines()[0], "ALIMEETING", OPENSLR, ARCHIVES)
 
 
 if __name__ == "__main__":

@@ -9,21 +9,19 @@ Eval → dev, Test → test; recordings are named after the wav file (e.g. R8002
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from download_alimeeting import ARCHIVES, OPENSLR  # this script's directory
 
-from meeting_prep import (  # noqa: E402
-    prepare_textgrid_split,
-    read_split_annotations,
+from espnet_prune.corpus.download import download_unless_complete
+from espnet_prune.corpus.meeting_prep import (
+    prepare_textgrid_splits,
     setup_logging,
+    textgrid_prep_parser,
 )
-
-from espnet_prune.errors import DataError  # noqa: E402
-from espnet_prune.utils.cli import run_main  # noqa: E402
+from espnet_prune.errors import DataError
+from espnet_prune.utils.cli import run_main
 
 SPLITS = {"train": "Train", "dev": "Eval", "test": "Test"}
 log = logging.getLogger("prepare_alimeeting")
@@ -65,23 +63,16 @@ def find_sessions(part_dir: Path) -> dict[str, tuple[Path, Path]]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="AliMeeting root directory")
-    parser.add_argument("--data", type=Path, default=Path("data"), help="output data dirs root")
-    parser.add_argument("--audio_dir", type=Path, default=None,
-                        help="where the 16 kHz mono first-channel wavs go (default DATA/audio)")
-    parser.add_argument("--prefix", default="", help="prefix of the output split names")
-    parser.add_argument("--nj", type=int, default=4, help="parallel audio extraction jobs")
-    args = parser.parse_args(argv)
+    args = textgrid_prep_parser(__doc__.splitlines()[0], "AliMeeting", OPENSLR).parse_args(argv)
     setup_logging()
+    if args.download and download_unless_complete(args.corpus, args.url, ARCHIVES,
+                                                  "AliMeeting far field (OpenSLR 119)"):
+        return 1
     audio_dir = args.audio_dir or args.data / "audio" / "alimeeting"
     found = {name: find_sessions(far_dir(args.corpus, part)) for name, part in SPLITS.items()}
     log.info("AliMeeting far sessions: train %d, dev %d, test %d (paper: 209 / 8 / 20)",
              *(len(found[n]) for n in SPLITS))
-    annotations = {name: read_split_annotations(s) for name, s in found.items()}
-    for name, sessions in found.items():
-        prepare_textgrid_split(args.data / f"{args.prefix}{name}", sessions, audio_dir / name,
-                               annotations[name], nj=args.nj)
+    prepare_textgrid_splits(args.data, args.prefix, found, audio_dir, nj=args.nj)
     return 0
 
 

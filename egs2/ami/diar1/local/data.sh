@@ -9,14 +9,12 @@ prefix=          # e.g. "ami_" when several corpora share one data root
 download=true    # fetch (resumably) whatever is missing into ${AMI} first
 lists=           # meeting lists (default local/ami_splits)
 
+help_message="Usage: $0 [--data DIR] [--prefix PREFIX] [--download true|false] [--lists DIR]"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-while [ $# -gt 0 ]; do
-    name=${1#--}; name=${name//-/_}
-    if [[ $1 != --* ]] || [ $# -lt 2 ] || ! declare -p "${name}" >/dev/null 2>&1; then
-        echo "$0: unknown option or missing value: $1" >&2; exit 1
-    fi
-    printf -v "${name}" '%s' "$2"; shift 2
-done
+# the recipe's utils/ (a link to egs2/TEMPLATE/diar1/utils), whatever the working directory
+# shellcheck source=../../../TEMPLATE/diar1/utils/parse_options.sh
+. "${here}/../utils/parse_options.sh"
+if [ $# -ne 0 ]; then echo "${help_message}" >&2; exit 1; fi
 . ./db.sh
 if [ -z "${AMI:-}" ]; then
     log "Set AMI in db.sh (download directory: amicorpus/ and AMI-diarization-setup/ go there)"

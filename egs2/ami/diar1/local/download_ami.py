@@ -13,12 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from download import download_all  # noqa: E402
-from meeting_prep import read_list  # noqa: E402
-
-from espnet_prune.utils.cli import run_main  # noqa: E402
+from espnet_prune.corpus.download import download_all
+from espnet_prune.corpus.meeting_prep import read_list
+from espnet_prune.utils.cli import run_main
 
 HERE = Path(__file__).resolve().parent
 AMI_MIRROR = "https://groups.inf.ed.ac.uk/ami/AMICorpusMirror/amicorpus"

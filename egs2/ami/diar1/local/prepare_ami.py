@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from meeting_prep import mono_16k, read_list, setup_logging, write_data_dir  # noqa: E402
-
-from espnet_prune.errors import DataError  # noqa: E402
-from espnet_prune.utils.cli import run_main  # noqa: E402
-from espnet_prune.utils.datadir import read_uem  # noqa: E402
-from espnet_prune.utils.rttm import RttmSegment, read_rttm  # noqa: E402
+from espnet_prune.corpus.meeting_prep import mono_16k, read_list, setup_logging, write_data_dir
+from espnet_prune.errors import DataError
+from espnet_prune.utils.cli import run_main
+from espnet_prune.utils.datadir import read_uem
+from espnet_prune.utils.rttm import RttmSegment, read_rttm
 
 HERE = Path(__file__).resolve().parent
 SPLITS = ("train", "dev", "test")

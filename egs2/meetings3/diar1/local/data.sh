@@ -12,16 +12,15 @@ ami_opts=""            # extra options of ../../ami/diar1/local/data.sh
 aishell4_opts=""       # extra options of ../../aishell4/diar1/local/data.sh
 alimeeting_opts=""     # extra options of ../../alimeeting/diar1/local/data.sh
 
+help_message="Usage: $0 [--data DIR] [--nj N] [--download true|false]
+    [--ami_opts OPTS] [--aishell4_opts OPTS] [--alimeeting_opts OPTS]"
 # resolved through symlinks: ${egs2} must be the real egs2/ even when local/ is a link
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 egs2=$(cd "${here}/../../.." && pwd)
-while [ $# -gt 0 ]; do
-    name=${1#--}; name=${name//-/_}
-    if [[ $1 != --* ]] || [ $# -lt 2 ] || ! declare -p "${name}" >/dev/null 2>&1; then
-        echo "$0: unknown option or missing value: $1" >&2; exit 1
-    fi
-    printf -v "${name}" '%s' "$2"; shift 2
-done
+# the recipe's utils/ (a link to egs2/TEMPLATE/diar1/utils), whatever the working directory
+# shellcheck source=../../../TEMPLATE/diar1/utils/parse_options.sh
+. "${here}/../utils/parse_options.sh"
+if [ $# -ne 0 ]; then echo "${help_message}" >&2; exit 1; fi
 
 # shellcheck disable=SC2086
 bash "${egs2}/ami/diar1/local/data.sh" --data "${data}" --prefix ami_ \

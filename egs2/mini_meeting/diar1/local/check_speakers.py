@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from espeak_synth import EspeakSynthesizer, list_voice_variants  # noqa: E402
-from simulate_meetings import (  # noqa: E402
+from espeak_synth import EspeakSynthesizer, list_voice_variants  # this script's directory
+from simulate_meetings import (
     SAMPLE_RATE,
     make_speakers,
     split_variants,

@@ -13,15 +13,12 @@ import argparse
 import importlib.util
 import json
 import shutil
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from espeak_synth import EspeakSynthesizer, list_voice_variants  # noqa: E402
+from espeak_synth import EspeakSynthesizer, list_voice_variants  # this script's directory
 
 SAMPLE_RATE = 16000
 LANGUAGES = ["en", "en-us", "de", "fr", "es", "it", "nl", "sv", "pl", "pt"]

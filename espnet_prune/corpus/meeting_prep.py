@@ -1,11 +1,12 @@
 """Shared pieces of the meeting-corpus data preps (AISHELL-4, AliMeeting, AMI).
 
 Praat TextGrid reading, first-channel extraction to 16 kHz mono and writing Kaldi-style
-diarization data dirs (``wav.scp``, ``rttm``, ``uem``). The other recipes link to this file.
+diarization data dirs (``wav.scp``, ``rttm``, ``uem``), for the recipes' ``local/prepare_*.py``.
 """
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import logging
 import math
@@ -246,6 +247,16 @@ def turns_to_segments(recording: str, turns: dict[str, list[tuple[float, float]]
 # --------------------------------------------------------------------------- audio
 
 
+def _audio_info(src: Path):
+    """soundfile's header of a meeting recording; DataError naming it when absent or unreadable."""
+    if not src.is_file():
+        raise DataError(f"{src}: meeting audio file does not exist")
+    try:
+        return sf.info(str(src))
+    except Exception as exc:
+        raise DataError(f"{src}: cannot read audio ({exc})") from None
+
+
 def _expected_frames(frames: int, rate_in: int, rate_out: int) -> int:
     return int(math.ceil(frames * rate_out / rate_in))
 
@@ -259,12 +270,7 @@ def extract_channel(
     interrupted prep resumes; files are written under a temporary name and renamed when done.
     """
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise DataError(f"{src}: meeting audio file does not exist")
-    try:
-        info = sf.info(str(src))
-    except Exception as exc:
-        raise DataError(f"{src}: cannot read audio ({exc})") from None
+    info = _audio_info(src)
     if info.frames == 0:
         raise DataError(f"{src}: audio file is empty")
     if channel >= info.channels:
@@ -302,12 +308,7 @@ def extract_channel(
 def mono_16k(src: str | Path, converted: str | Path) -> tuple[Path, float]:
     """``src`` itself when already 16 kHz mono, else its first channel written to ``converted``."""
     src = Path(src)
-    if not src.is_file():
-        raise DataError(f"{src}: meeting audio file does not exist")
-    try:
-        info = sf.info(str(src))
-    except Exception as exc:
-        raise DataError(f"{src}: cannot read audio ({exc})") from None
+    info = _audio_info(src)
     if info.channels == 1 and info.samplerate == SAMPLE_RATE:
         if info.frames == 0:
             raise DataError(f"{src}: audio file is empty")
@@ -428,3 +429,45 @@ def prepare_textgrid_split(
     durations = extract_all(jobs, channel=channel, nj=nj)
     wavs = {rec: dst for rec, (_, dst) in jobs.items()}
     return write_data_dir(out_dir, wavs, segments, durations)
+
+
+def true_or_false(value: str) -> bool:
+    """``true``/``false`` as the shell recipes write them."""
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return value == "true"
+
+
+def prepare_textgrid_splits(
+    data: str | Path,
+    prefix: str,
+    splits: dict[str, dict[str, tuple[Path, Path]]],
+    audio_dir: str | Path,
+    nj: int = 1,
+) -> None:
+    """Data dirs ``data/<prefix><split>`` of ``{split: {recording: (audio, TextGrid)}}``.
+
+    Every split's annotations are read before any audio is extracted, so that a bad TextGrid
+    anywhere fails in seconds, not after hours of audio work.
+    """
+    annotations = {name: read_split_annotations(s) for name, s in splits.items()}
+    for name, sessions in splits.items():
+        prepare_textgrid_split(Path(data) / f"{prefix}{name}", sessions, Path(audio_dir) / name,
+                               annotations[name], nj=nj)
+
+
+def textgrid_prep_parser(description: str, corpus: str, url: str) -> argparse.ArgumentParser:
+    """Command line of a TextGrid corpus prep: ``--corpus --download --url --data --audio_dir
+    --prefix --nj`` (local/data.sh passes its options on to it)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--corpus", type=Path, required=True, help=f"{corpus} root directory")
+    parser.add_argument("--download", type=true_or_false, default=False,
+                        help="true: first fetch and extract the corpus archives into --corpus "
+                        "unless CORPUS/.complete exists (local/data.sh: true)")
+    parser.add_argument("--url", default=url, help="base URL of the archives (a mirror)")
+    parser.add_argument("--data", type=Path, default=Path("data"), help="output data dirs root")
+    parser.add_argument("--audio_dir", type=Path, default=None,
+                        help="where the 16 kHz mono first-channel wavs go (default DATA/audio)")
+    parser.add_argument("--prefix", default="", help="prefix of the output split names")
+    parser.add_argument("--nj", type=int, default=4, help="parallel audio extraction jobs")
+    return parser

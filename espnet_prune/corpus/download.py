@@ -6,9 +6,11 @@ does not match the server's; at the end every file still missing or truncated is
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -181,3 +183,33 @@ def fetch_archives(
     if not problems:
         (target / ".complete").touch()
     return problems
+
+
+def fetch_archives_reporting(target: str | Path, base_url: str, archives: Iterable[str]) -> int:
+    """:func:`fetch_archives` of ``base_url/<archive>``; each problem on stderr; exit status."""
+    urls = [f"{base_url.rstrip('/')}/{name}" for name in archives]
+    problems = fetch_archives(urls, target)
+    for line in problems:
+        print("  " + line, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def download_unless_complete(target: str | Path, base_url: str, archives: Iterable[str],
+                             what: str) -> int:
+    """The recipes' download step: nothing when ``target/.complete`` exists; exit status."""
+    if (Path(target) / ".complete").is_file():
+        return 0
+    log.info("Downloading %s into %s", what, target)
+    return fetch_archives_reporting(target, base_url, archives)
+
+
+def archives_main(argv, description: str, corpus: str, base_url: str,
+                  archives: Iterable[str]) -> int:
+    """Command line of a corpus distributed as ``.tar.gz`` archives (``--dir``, ``--url``):
+    exit status 1, with each problem named, unless every archive is fetched and extracted."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dir", type=Path, required=True, help=f"download directory ({corpus})")
+    parser.add_argument("--url", default=base_url, help="base URL (an OpenSLR mirror)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return fetch_archives_reporting(args.dir, args.url, archives)

@@ -1,1 +1,0 @@
-../../../ami/diar1/local/download.py

@@ -1,1 +1,0 @@
-../../../aishell4/diar1/local/meeting_prep.py

@@ -1,0 +1,259 @@
+"""A recipe's scores collected into ``exp/scores.json`` and ``RESULTS.md`` (recipe stage 8,
+``python -m espnet_prune.bin.make_results``).
+
+The JSON is what scripts and CI compare (fractions, one entry per model and test set); the
+Markdown follows ESPnet's RESULTS.md layout (environment header, then tables) so a result can
+be traced to the code, versions and command that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from espnet_prune.errors import DataError
+from espnet_prune.infer.bench import SPEED_KEY
+
+MODEL_DESCRIPTIONS = {
+    "fbank": "fbank baseline (80-dim fbank + Conformer)",
+    "teacher": "WavLM + Conformer, fine-tuned (teacher)",
+    "pruned": "pruned WavLM + Conformer (pruned, distilled, fine-tuned)",
+}
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file does not exist (did the earlier stage run?)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data
+
+
+def model_size(model_dir: Path, name: str) -> dict:
+    """params / macs_per_second of the model's WavLM; the fbank baseline has none (0)."""
+    if name == "fbank":
+        return {"params": 0, "macs_per_second": 0.0}
+    path = model_dir / "wavlm_stats.json"
+    stats = read_json(path)
+    for key in ("params", "macs_per_second"):
+        if not isinstance(stats.get(key), int | float):
+            raise DataError(f"{path}: no number under {key!r}")
+    return {"params": int(stats["params"]), "macs_per_second": float(stats["macs_per_second"])}
+
+
+def measured_speed(model_dir: Path) -> float | None:
+    """Seconds of compute per second of audio (``wavlm_bench --checkpoint``), if it ran."""
+    path = model_dir / "wavlm_bench.json"
+    if not path.exists():
+        return None
+    bench = read_json(path)
+    if isinstance(bench.get(SPEED_KEY), int | float) and bench[SPEED_KEY] > 0:
+        return float(bench[SPEED_KEY])
+    raise DataError(f"{path}: no positive number under {SPEED_KEY!r} (expected wavlm_bench "
+                    "--checkpoint output)")
+
+
+def collect(expdir: Path, models: list[str], test_sets: list[str], tag: str):
+    """(scores for scores.json, details for the tables)."""
+    scores, details = {}, {}
+    for name in models:
+        model_dir = expdir / name
+        size = model_size(model_dir, name)
+        speed = None if name == "fbank" else measured_speed(model_dir)
+        details[name] = {"dir": str(model_dir), "speed": speed, **size, "sets": {}}
+        scores[name] = {}
+        for dset in test_sets:
+            path = model_dir / tag / dset / "score.json"
+            overall = read_json(path).get("overall")
+            if not isinstance(overall, dict) or not isinstance(overall.get("der"), int | float):
+                raise DataError(f"{path}: no overall DER (expected diar_score --json output)")
+            scores[name][dset] = {
+                "der": float(overall["der"]),
+                "jer": float(overall["jer"]) if overall.get("jer") is not None else None,
+                **size,
+            }
+            details[name]["sets"][dset] = overall
+    teacher_speed = details.get("teacher", {}).get("speed")
+    for name in models:
+        speed = details[name]["speed"]
+        if speed and teacher_speed:
+            details[name]["speedup"] = teacher_speed / speed
+            for dset in test_sets:
+                scores[name][dset]["speedup"] = round(teacher_speed / speed, 3)
+    return scores, details
+
+
+def macro_average(scores: dict, test_sets: list[str]) -> dict:
+    """Mean DER/JER over the test sets, each counted once whatever its length (the paper's
+    last column); JER only when every test set has one."""
+    table = {}
+    for name, per_set in scores.items():
+        table[name] = {
+            metric: sum(per_set[d][metric] for d in test_sets) / len(test_sets)
+            for metric in ("der", "jer")
+            if all(per_set[d].get(metric) is not None for d in test_sets)
+        }
+    return table
+
+
+def stage_wall_time(expdir: Path) -> tuple[float, list[int]] | None:
+    """Sum over stages of the latest recorded duration of each (``stage_times.tsv``)."""
+    path = expdir / "stage_times.tsv"
+    if not path.exists():
+        return None
+    latest: dict[int, float] = {}
+    for line in path.read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2:
+            try:
+                latest[int(fields[0])] = float(fields[1])
+            except ValueError:
+                continue
+    if not latest:
+        return None
+    return sum(latest.values()), sorted(latest)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git(*args: str) -> str:
+    """git of the code that made the result (this package's checkout), else of the cwd."""
+    for cwd in (Path(__file__).resolve().parent, None):
+        try:
+            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                                 cwd=cwd)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0:
+            return out.stdout.strip()
+    return "unknown"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment_lines(command: str, wall: tuple[float, list[int]] | None) -> list[str]:
+    import os
+
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    lines = [
+        f"- date: `{time.strftime('%a %b %d %H:%M:%S %Z %Y')}`",
+        f"- python version: `{sys.version.split()[0]}`",
+        f"- espnet version: `espnet {_version('espnet')}`",
+        f"- pytorch version: `pytorch {_version('torch')}`",
+        f"- espnet-prune version: `{_version('espnet-prune')}`",
+        f"- Git hash: `{_git('rev-parse', 'HEAD')}`"
+        + (" (with uncommitted changes)" if dirty not in ("", "unknown") else ""),
+        f"  - Commit date: `{_git('log', '-1', '--format=%cd')}`",
+        f"- machine: `{_cpu_name()}`, {os.cpu_count()} CPU threads visible",
+    ]
+    if command:
+        lines.append(f"- command: `{command}`")
+    if wall is not None:
+        seconds, stages = wall
+        lines.append(
+            f"- wall time: {seconds / 60:.1f} min (stages {','.join(map(str, stages))}; "
+            "latest run of each stage, from exp/stage_times.tsv)"
+        )
+    return lines
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def render_markdown(title, scores, details, test_sets, command, wall, macro=None) -> str:
+    out = ["<!-- Generated by python -m espnet_prune.bin.make_results -->"]
+    out.append(f"# RESULTS{': ' + title if title else ''}")
+    out.append("## Environments")
+    out.extend(environment_lines(command, wall))
+    out.append("")
+    out.append("## Summary (DER %, collar 0, overlap scored; params/MACs of the WavLM only)")
+    header = "|model|" + "|".join(f"{d} DER|{d} JER" for d in test_sets)
+    if macro is not None:
+        header += "|macro DER|macro JER"
+    out.append(header + "|params|MACs/s|CPU speed-up|")
+    out.append("|---" * (1 + 2 * (len(test_sets) + (macro is not None)) + 3) + "|")
+    for name, per_set in scores.items():
+        info = details[name]
+        cells = [f"{_pct(per_set[d]['der'])}|{_pct(per_set[d]['jer'])}" for d in test_sets]
+        if macro is not None:
+            cells.append(f"{_pct(macro[name].get('der'))}|{_pct(macro[name].get('jer'))}")
+        params = f"{info['params'] / 1e6:.3f}M" if info["params"] else "-"
+        macs = f"{info['macs_per_second'] / 1e9:.3f}G" if info["macs_per_second"] else "-"
+        speedup = f"{info['speedup']:.2f}x" if info.get("speedup") else "-"
+        out.append(f"|{name}|{'|'.join(cells)}|{params}|{macs}|{speedup}|")
+    out.append("")
+    if macro is not None:
+        out.append(f"macro: mean over the {len(test_sets)} test sets, each counted once "
+                   "whatever its length.")
+        out.append("")
+    if any(info.get("speed") for info in details.values()):
+        out.append("CPU speed: WavLM forward time per second of audio (wavlm_bench), "
+                   "speed-up relative to the teacher's WavLM.")
+        out.append("")
+    for name, info in details.items():
+        out.append(f"## {info['dir']}")
+        out.append(f"{MODEL_DESCRIPTIONS.get(name, name)}")
+        out.append("### DER")
+        out.append("|dataset|DER|Miss|FA|Conf|JER|")
+        out.append("|---|---|---|---|---|---|")
+        for dset in test_sets:
+            o = info["sets"][dset]
+            out.append(
+                f"|{dset}|{_pct(o.get('der'))}|{_pct(o.get('miss'))}|"
+                f"{_pct(o.get('false_alarm'))}|{_pct(o.get('confusion'))}|{_pct(o.get('jer'))}|"
+            )
+        if info.get("speed"):
+            out.append("")
+            out.append(f"WavLM: {info['params']} params, {info['macs_per_second'] / 1e9:.4f} "
+                       f"GMACs/s, {1000 * info['speed']:.1f} ms CPU per second of audio")
+        out.append("")
+    return "\n".join(out)
+
+
+def make_results(expdir: str | Path, models: list[str], test_sets: list[str],
+                 inference_tag: str = "decode", output_json: str | Path | None = None,
+                 output_md: str | Path = "RESULTS.md", title: str = "", command: str = "",
+                 macro: bool = False) -> Path:
+    """Write ``output_json`` (default ``<expdir>/scores.json``) and ``output_md``, and with
+    ``macro`` also ``<expdir>/macro_der.json``; returns the JSON's path."""
+    from espnet_prune.utils.datadir import write_text
+    from espnet_prune.utils.io import check_output_file
+
+    expdir = Path(expdir)
+    output_json = Path(output_json) if output_json else expdir / "scores.json"
+    check_output_file(output_json, make_parents=True)  # fail before collecting, not after
+    check_output_file(output_md, make_parents=True)
+    scores, details = collect(expdir, models, test_sets, inference_tag)
+    averages = macro_average(scores, test_sets) if macro else None
+    markdown = render_markdown(
+        title, scores, details, test_sets, command, stage_wall_time(expdir), averages,
+    )
+    # atomic: a failed run leaves the previous (complete) files, never truncated ones
+    write_text(output_json, json.dumps(scores, indent=2) + "\n", make_parents=True)
+    write_text(output_md, markdown + "\n", make_parents=True)
+    if averages is not None:
+        write_text(expdir / "macro_der.json", json.dumps(averages, indent=1) + "\n")
+    return output_json
