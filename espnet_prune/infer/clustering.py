@@ -6,6 +6,10 @@ speaker) embedding to a centroid, including the embeddings left out of clusterin
 their window had too little single-speaker speech. VBx follows Landini et al., "Bayesian HMM
 clustering of x-vector sequences (VBx) in speaker diarization" (CSL 2022), in its variant
 without HMM transitions, on PLDA-whitened embeddings (see :mod:`espnet_prune.infer.plda`).
+``vbx`` is our own rather than pyannote.audio's ``utils/vbx.py`` (its import cost: see
+:mod:`espnet_prune.diar.powerset`): the same updates, priors taken as ``log(max(pi, 1e-300))``
+where pyannote takes ``log(pi + 1e-8)``, hence responsibilities within 1e-5 of pyannote's and
+the same speakers kept (test/infer/test_vbx_pyannote.py).
 
 Speaker counts: ``num_speakers`` gives exactly that many centroids, ``min_speakers`` /
 ``max_speakers`` bound the count (see :func:`check_speaker_bounds` for what is refused). A

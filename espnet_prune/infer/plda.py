@@ -1,6 +1,8 @@
 """PLDA for VBx: centre, length-normalise, LDA, length-normalise, then a two-covariance PLDA
 whose transform makes the within-speaker covariance the identity and the between-speaker
-covariance diagonal (``phi``). Estimated from labelled training embeddings or loaded from .npz."""
+covariance diagonal (``phi``). Estimated from labelled training embeddings or loaded from .npz.
+The transform is that of pyannote.audio's ``vbx_setup`` with ``mean2`` stored divided by
+sqrt(embedding dim) (test/infer/test_vbx_pyannote.py); pyannote has no estimation, only files."""
 
 from __future__ import annotations
 

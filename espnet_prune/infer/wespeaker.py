@@ -8,6 +8,8 @@ keys, or WeSpeaker's own ``avg_model.pt`` (same keys without ``resnet.``; its tr
 80 mel bins, 25 ms / 10 ms, Hamming window, no dither, no energy; mean removed over time.
 Network: conv 3×3 (32) → ResNet34 basic blocks [3, 4, 6, 3] with 32/64/128/256 channels →
 mean and unbiased standard deviation over time of the 256 × 10 map → Linear(5120 → 256).
+Our own module rather than pyannote.audio's (its import cost: see
+:mod:`espnet_prune.diar.powerset`); equal outputs: test/infer/test_wespeaker.py.
 """
 
 from __future__ import annotations

@@ -1,56 +1,16 @@
 """WeSpeaker ResNet34 loaded from locally made checkpoints in pyannote's distribution layout,
 checked against pyannote.audio's own ResNet34 (the module that defines that layout)."""
 
-import importlib
-import importlib.util
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pyannote_modules import pyannote_module
 
 from espnet_prune.errors import CheckpointError
 from espnet_prune.infer.embeddings import build_embedding
 from espnet_prune.infer.wespeaker import WeSpeakerResNet34, load_wespeaker_resnet34
-
-
-def pyannote_resnet_module():
-    """pyannote.audio's wespeaker ResNet module without importing pyannote.audio's package
-    (its __init__ needs lightning, which is not part of the environment)."""
-    spec = importlib.util.find_spec("pyannote.audio")
-    if spec is None or spec.origin is None:
-        return None
-    root = Path(spec.origin).parent
-    packages = {
-        "pyannote.audio": "", "pyannote.audio.models": "models",
-        "pyannote.audio.models.blocks": "models/blocks",
-        "pyannote.audio.models.embedding": "models/embedding",
-        "pyannote.audio.models.embedding.wespeaker": "models/embedding/wespeaker",
-        "pyannote.audio.utils": "utils",
-    }
-    saved = {name: sys.modules.get(name) for name in packages}
-    try:
-        for name, sub in packages.items():
-            module = types.ModuleType(name)
-            module.__path__ = [str(root / sub)]
-            sys.modules[name] = module
-        return importlib.import_module("pyannote.audio.models.embedding.wespeaker.resnet")
-    except ImportError:
-        return None
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-PYANNOTE = pyannote_resnet_module()
-needs_pyannote = pytest.mark.skipif(
-    PYANNOTE is None, reason="pyannote.audio's wespeaker resnet.py is not installed"
-)
 
 
 def random_state(reference: torch.nn.Module, seed=0) -> dict:
@@ -87,9 +47,9 @@ def pyannote_checkpoint(folder: Path, state: dict) -> Path:
     return folder
 
 
-@needs_pyannote
 def test_pyannote_layout_loads_and_matches_pyannote_resnet(tmp_path):
-    reference = PYANNOTE.ResNet34(80, 256, pooling_func="TSTP", two_emb_layer=False).eval()
+    resnet = pyannote_module("pyannote.audio.models.embedding.wespeaker.resnet")
+    reference = resnet.ResNet34(80, 256, pooling_func="TSTP", two_emb_layer=False).eval()
     state = random_state(reference)
     reference.load_state_dict(state)
     folder = pyannote_checkpoint(tmp_path / "wespeaker-voxceleb-resnet34-LM", state)
