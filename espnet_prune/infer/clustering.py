@@ -7,9 +7,8 @@ their window had too little single-speaker speech. VBx follows Landini et al., "
 clustering of x-vector sequences (VBx) in speaker diarization" (CSL 2022), in its variant
 without HMM transitions, on PLDA-whitened embeddings (see :mod:`espnet_prune.infer.plda`).
 ``vbx`` is our own rather than pyannote.audio's ``utils/vbx.py`` (its import cost: see
-:mod:`espnet_prune.diar.powerset`): the same updates, priors taken as ``log(max(pi, 1e-300))``
-where pyannote takes ``log(pi + 1e-8)``, hence responsibilities within 1e-5 of pyannote's and
-the same speakers kept (test/infer/test_vbx_pyannote.py).
+:mod:`espnet_prune.diar.powerset`): the same updates, the log-prior floor included
+(``log(pi + 1e-8)``), equal to pyannote's to 1e-10 (test/infer/test_vbx_pyannote.py).
 
 Speaker counts: ``num_speakers`` gives exactly that many centroids, ``min_speakers`` /
 ``max_speakers`` bound the count (see :func:`check_speaker_bounds` for what is refused). A
@@ -196,7 +195,7 @@ def vbx(
         log_lik = fa * (
             rho @ alpha.T - 0.5 * ((alpha**2 + 1.0 / precision) @ phi)[None, :] + const
         )
-        log_joint = log_lik + np.log(np.maximum(pi, 1e-300))
+        log_joint = log_lik + np.log(pi + 1e-8)  # as pyannote/DiariZen's VBx
         log_evidence = logsumexp(log_joint, axis=1, keepdims=True)
         gamma = np.exp(log_joint - log_evidence)
         pi = gamma.sum(0) / t_len
