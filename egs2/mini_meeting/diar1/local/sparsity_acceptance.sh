@@ -4,7 +4,8 @@
 # (wavlm_prune), distil it again (diar_distill), and print expected vs real sparsity and the
 # validation distillation loss of every post-pruning epoch as JSON and a table.
 #   local/sparsity_acceptance.sh exp/teacher exp/sparsity_acceptance
-# The three runs go in parallel, one thread each (23 minutes on 2 cores; results in espnet_prune/prune/CONVERGENCE.md).
+# The three runs go in parallel, one thread each (about 25-50 minutes on 2 cores; results in
+# espnet_prune/prune/CONVERGENCE.md).
 set -euo pipefail
 . ./path.sh
 teacher_exp=${1:-exp/teacher}
