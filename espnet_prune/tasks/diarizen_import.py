@@ -394,7 +394,8 @@ def finetune_config(args: dict, model_conf: dict) -> dict:
             "batch_size": 16, "max_epoch": 10, "grad_clip": 5.0}
 
 
-def inference_config(config: dict, embedding_model, source) -> tuple[dict, list[str]]:
+def inference_config(config: dict, embedding_model, source,
+                     plda_file=None) -> tuple[dict, list[str]]:
     """Our ``diar_inference --config`` from ``[inference.args]`` and ``[clustering.args]``,
     and the notes on what could not be carried over."""
     inference = (config.get("inference") or {}).get("args") or {}
@@ -426,17 +427,83 @@ def inference_config(config: dict, embedding_model, source) -> tuple[dict, list[
             conf["clustering"]["threshold"] = float(clustering["ahc_threshold"])
         if "min_cluster_size" in clustering:
             conf["clustering"]["min_cluster_size"] = int(clustering["min_cluster_size"])
+    elif method == "VBxClustering" and plda_file is not None:
+        if clustering.get("ahc_criterion", "distance") != "distance":
+            raise ConfigError(f"{source}: [clustering.args] ahc_criterion = "
+                              f"{clustering['ahc_criterion']!r}; our VBx starts from AHC with "
+                              "a distance threshold only")
+        conf["clustering"] = {"name": "vbx", "plda": str(plda_file)}
+        for theirs, ours in (("ahc_threshold", "threshold"), ("Fa", "fa"), ("Fb", "fb"),
+                             ("max_iters", "max_iters")):
+            if theirs in clustering:
+                conf["clustering"][ours] = clustering[theirs]
     elif method == "VBxClustering":
         conf["clustering"] = {"name": "ahc", "threshold": 0.7, "min_cluster_size": 30}
-        vbx = {k: clustering[k] for k in ("ahc_criterion", "ahc_threshold", "Fa", "Fb",
-                                          "lda_dim", "max_iters") if k in clustering}
-        notes.append(f"{source} asks for VBx clustering {vbx}; its PLDA files are not "
-                     "converted by this import, so the config uses AHC (threshold 0.7, the "
-                     "recipe's WeSpeaker ResNet34 value) instead")
+        notes.append(f"{source} asks for VBx clustering, but the model directory has no "
+                     f"{PLDA_DIR}/ with xvec_transform.npz and plda.npz, so the config uses AHC "
+                     "(threshold 0.7, the recipe's WeSpeaker ResNet34 value) instead")
     else:
         raise ConfigError(f"{source}: [clustering.args] method = {method!r} (expected "
                           "VBxClustering or AgglomerativeClustering)")
     return conf, notes
+
+
+PLDA_DIR = "plda"
+PLDA_FILE = "plda.npz"
+
+
+def _read_npz(path: Path, keys: tuple[str, ...]) -> dict:
+    import numpy as np
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys if k not in data.files]
+            if missing:
+                raise CheckpointError(f"{path}: lacks array(s) {', '.join(missing)}")
+            return {k: np.asarray(data[k], dtype=np.float64) for k in keys}
+    except CheckpointError:
+        raise
+    except Exception as exc:  # OSError, ValueError (pickled data), BadZipFile
+        message = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: cannot read ({message})") from None
+
+
+def convert_plda(plda_dir, lda_dim: int = 128):
+    """DiariZen's VBx files (``xvec_transform.npz``: mean1, mean2, lda; ``plda.npz``: mu, tr,
+    psi) as our :class:`~espnet_prune.infer.plda.Plda`, computing the same PLDA features.
+
+    DiariZen scales the centred, length-normalised embedding by sqrt(D) before the LDA (folded
+    here into ``lda``), re-diagonalises the PLDA (between- against within-speaker covariance,
+    largest first) and keeps the first ``lda_dim`` dimensions."""
+    import numpy as np
+    from scipy.linalg import eigh
+
+    from espnet_prune.infer.plda import Plda
+
+    plda_dir = Path(plda_dir)
+    xvec = _read_npz(plda_dir / "xvec_transform.npz", ("mean1", "mean2", "lda"))
+    plda = _read_npz(plda_dir / "plda.npz", ("mu", "tr", "psi"))
+    lda = xvec["lda"]
+    if lda.ndim != 2 or xvec["mean1"].shape != (lda.shape[0],) or \
+            xvec["mean2"].shape != (lda.shape[1],):
+        raise CheckpointError(f"{plda_dir}/xvec_transform.npz: shapes of mean1 "
+                              f"{xvec['mean1'].shape}, lda {lda.shape}, mean2 "
+                              f"{xvec['mean2'].shape} do not fit together")
+    dim = lda.shape[1]
+    if plda["tr"].shape != (dim, dim) or plda["mu"].shape != (dim,) or \
+            plda["psi"].shape != (dim,):
+        raise CheckpointError(f"{plda_dir}/plda.npz: expected mu, psi of ({dim},) and tr of "
+                              f"({dim}, {dim}) after an LDA to {dim}")
+    tr, psi = plda["tr"], plda["psi"]
+    within = np.linalg.inv(tr.T @ tr)
+    between = np.linalg.inv((tr.T / psi) @ tr)
+    values, vectors = eigh(between, within)
+    keep = min(int(lda_dim), dim)
+    return Plda(mean1=xvec["mean1"], lda=np.sqrt(lda.shape[0]) * lda, mean2=xvec["mean2"],
+                plda_mu=plda["mu"], plda_tr=vectors.T[::-1][:keep].copy(),
+                phi=values[::-1][:keep].copy())
 
 
 # ------------------------------------------------------------------ the import
@@ -444,8 +511,10 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
     """Write ``OUTPUT/{config.yaml, model.pth, inference.yaml, finetune.yaml}`` from a DiariZen
     model directory; the model is rebuilt from the written config.yaml and loaded strictly
     before anything is written.  Returns a summary."""
+    import numpy as np
     import yaml
 
+    from espnet_prune.infer.plda import KEYS as PLDA_KEYS
     from espnet_prune.tasks.diar import PowersetDiarizationTask
     from espnet_prune.tasks.model_file import build_model
     from espnet_prune.utils.io import atomic_path, atomic_torch_save, check_output_dir
@@ -458,7 +527,13 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
     wavlm_config = wavlm_config_for(args, model_dir, config_path)
     model_conf = train_config(args, wavlm_config)
     converted = convert_state(source_state, wavlm_config, weights_path)
-    inference, notes = inference_config(config, embedding_model, config_path)
+    plda = None
+    clustering = (config.get("clustering") or {}).get("args") or {}
+    if clustering.get("method", "VBxClustering") == "VBxClustering" and \
+            (model_dir / PLDA_DIR).is_dir():
+        plda = convert_plda(model_dir / PLDA_DIR, clustering.get("lda_dim", 128))
+    plda_file = None if plda is None else (output_dir / PLDA_FILE).resolve()
+    inference, notes = inference_config(config, embedding_model, config_path, plda_file)
 
     train_config_path = output_dir / TRAIN_CONFIG_FILE
     with atomic_path(train_config_path) as tmp:  # config.yaml only once the model loaded
@@ -467,6 +542,10 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
         load_converted(model, converted, weights_path)
         state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
         atomic_torch_save(state, output_dir / MODEL_FILE)
+    if plda is not None:
+        with atomic_path(output_dir / PLDA_FILE) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **{key: getattr(plda, key) for key in PLDA_KEYS})
     header = "".join(f"# NOTE: {note}\n" for note in notes)
     header = f"# imported from {model_dir} by espnet_prune.bin.diarizen_import\n" + header
     for name, content in ((INFERENCE_CONFIG_FILE, inference),
@@ -480,4 +559,5 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
             "train_config": str(train_config_path),
             "inference_config": str(output_dir / INFERENCE_CONFIG_FILE),
             "finetune_config": str(output_dir / FINETUNE_CONFIG_FILE),
+            "plda": None if plda_file is None else str(plda_file),
             "tensors": len(converted), "params": num_params, "notes": notes}

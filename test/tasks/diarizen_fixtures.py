@@ -214,3 +214,20 @@ def make_diarizen_dir(folder: Path, wavlm: dict = TINY_WAVLM, args: dict = TINY_
         torch.save({"config": wavlm, "state_dict": {}}, folder / args["wavlm_src"])
     write_config_toml(folder / "config.toml", args)
     return folder
+
+
+def write_vbx_files(folder: Path, dim: int = 256, lda_dim: int = 128, seed: int = 0) -> Path:
+    """``folder/plda/{xvec_transform.npz, plda.npz}`` as DiariZen's VBx reads them (random,
+    well-conditioned)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    plda = folder / "plda"
+    plda.mkdir(parents=True, exist_ok=True)
+    np.savez(plda / "xvec_transform.npz", mean1=0.1 * rng.normal(size=dim),
+             mean2=0.1 * rng.normal(size=lda_dim),
+             lda=rng.normal(size=(dim, lda_dim)) / np.sqrt(dim))
+    tr = np.eye(lda_dim) + 0.1 * rng.normal(size=(lda_dim, lda_dim))
+    np.savez(plda / "plda.npz", mu=0.1 * rng.normal(size=lda_dim), tr=tr,
+             psi=np.sort(rng.uniform(0.1, 5.0, size=lda_dim))[::-1])
+    return plda

@@ -25,6 +25,7 @@ from diarizen_fixtures import (
     distinct_state,
     make_diarizen_dir,
     write_config_toml,
+    write_vbx_files,
 )
 
 from espnet_prune.errors import CheckpointError, ConfigError
@@ -38,7 +39,7 @@ DIARIZEN_FILES = [
     "diarizen/models/module/wav2vec2/components.py",
     "diarizen/models/module/wav2vec2/hardconcrete.py",
     "diarizen/models/module/wav2vec2/model.py",
-    "diarizen/models/module/wav2vec2/pruning_utils.py",
+    "diarizen/models/module/wav2vec2/pruning_utils.py", "diarizen/clustering/VBx.py",
 ]
 
 
@@ -255,6 +256,29 @@ def test_released_structures_compute_diarizen_function(diarizen_model_class, tmp
     compare_with_diarizen(diarizen_model_class, tmp_path, args, None, seconds=1.0)
 
 
+def test_vbx_files_give_diarizen_plda_features(tmp_path, diarizen_model_class):
+    import importlib
+
+    from espnet_prune.tasks.diarizen_import import convert_plda
+
+    plda_dir = write_vbx_files(tmp_path / "dz", lda_dim=128)
+    vbx = importlib.import_module("diarizen.clustering.VBx")
+    x_tf, plda_tf, psi = vbx.vbx_setup(str(plda_dir))
+    embeddings = np.random.default_rng(3).normal(size=(20, 256))
+    for lda_dim in (128, 64):
+        ours = convert_plda(plda_dir, lda_dim)
+        np.testing.assert_allclose(ours.transform(embeddings),
+                                   plda_tf(x_tf(embeddings), lda_dim=lda_dim), atol=1e-8)
+        np.testing.assert_allclose(ours.phi, psi[:lda_dim], rtol=1e-10)
+
+
+def test_no_vbx_files_fall_back_to_ahc_with_a_note(tmp_path):
+    summary = import_diarizen(make_diarizen_dir(tmp_path / "dz"), tmp_path / "exp")
+    text = (tmp_path / "exp" / "inference.yaml").read_text()
+    assert summary["plda"] is None and "# NOTE:" in text and "VBx" in text
+    assert yaml.safe_load(text)["clustering"]["name"] == "ahc"
+
+
 # ------------------------------------------------------------------ inference and fine-tuning
 def python(args, cwd, timeout=900):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -280,6 +304,7 @@ def wespeaker_checkpoint(folder: Path) -> Path:
 
 def test_cli_import_then_diarize_and_fine_tune(tmp_path, tiny_data_dir):
     source = make_diarizen_dir(tmp_path / "dz")
+    write_vbx_files(source)
     embedding = wespeaker_checkpoint(tmp_path / "wespeaker")
     exp = tmp_path / "exp"
     python(["espnet_prune.bin.diarizen_import", "--model_dir", str(source), "--output_dir",
@@ -288,6 +313,8 @@ def test_cli_import_then_diarize_and_fine_tune(tmp_path, tiny_data_dir):
     assert inference["window"] == 2.0 and inference["step"] == 1.0
     assert inference["max_speakers"] == 5 and inference["median_filter"] == 11
     assert inference["embedding"]["conf"]["checkpoint"] == str(embedding)
+    assert inference["clustering"] == {"name": "vbx", "plda": str(exp / "plda.npz"),
+                                       "threshold": 0.6, "fa": 0.07, "fb": 0.8, "max_iters": 20}
 
     audio = 0.1 * np.random.default_rng(0).normal(size=5 * 16000)
     sf.write(tmp_path / "rec.wav", audio.astype(np.float32), 16000)
