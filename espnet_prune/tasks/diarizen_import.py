@@ -1,11 +1,12 @@
 """Import a released DiariZen model directory as an ESPnet exp dir of our powerset model.
 
-A DiariZen model directory (as on the Hugging Face hub, e.g. ``BUT-FIT/diarizen-wavlm-base-s80-md``)
+A DiariZen model directory (as on the Hugging Face hub, e.g. BUT-FIT/diarizen-wavlm-base-s80-md)
 holds ``config.toml`` (``[model]`` = DiariZen's WavLM + Conformer class and its arguments,
-``[inference.args]``, ``[clustering.args]``) and ``pytorch_model.bin`` (that model's state
-dict).  DiariZen's network is ours: pruned WavLM → bias-free layer weighted sum → Linear +
-LayerNorm → macaron Conformer → Linear → powerset log-softmax.  Two details of ESPnet's
-Conformer differ and are switched off in the imported config (``encoder_conf``):
+``[inference.args]``, ``[clustering.args]``), ``pytorch_model.bin`` (that model's state dict)
+and ``plda/`` (VBx's ``xvec_transform.npz`` and ``plda.npz``, converted to our PLDA ``.npz`` by
+:func:`convert_plda`).  DiariZen's network is ours: pruned WavLM → bias-free layer weighted sum
+→ Linear + LayerNorm → macaron Conformer → Linear → powerset log-softmax.  Two details of
+ESPnet's Conformer differ and are switched off in the imported ``encoder_conf``:
 ``final_norm: false`` (ESPnet adds a LayerNorm after the last block; DiariZen's blocks end in
 their own) and ``layer_norm_eps: 1e-5`` (ESPnet's LayerNorms use 1e-12).  What ours cannot
 express (Conformer relative positions ``use_posi``, an output activation, a WavLM whose first
@@ -508,9 +509,9 @@ def convert_plda(plda_dir, lda_dim: int = 128):
 
 # ------------------------------------------------------------------ the import
 def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
-    """Write ``OUTPUT/{config.yaml, model.pth, inference.yaml, finetune.yaml}`` from a DiariZen
-    model directory; the model is rebuilt from the written config.yaml and loaded strictly
-    before anything is written.  Returns a summary."""
+    """Write ``OUTPUT/{config.yaml, model.pth, inference.yaml, finetune.yaml[, plda.npz]}``
+    from a DiariZen model directory; the model is rebuilt from the written config.yaml and
+    loaded strictly before config.yaml and model.pth are written.  Returns a summary."""
     import numpy as np
     import yaml
 
