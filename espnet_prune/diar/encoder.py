@@ -29,6 +29,8 @@ class PowersetConformerEncoder(ConformerEncoder):
         macaron_style: bool = True,
         use_cnn_module: bool = True,
         activation_type: str = "swish",
+        final_norm: bool = True,
+        layer_norm_eps: float | None = None,
     ):
         input_size = output_size if input_size is None else input_size
         if input_size != output_size:
@@ -57,3 +59,12 @@ class PowersetConformerEncoder(ConformerEncoder):
             use_flash_attn=False,
         )
         self.embed = torch.nn.Identity()
+        # Switches for imported DiariZen models (espnet_prune.tasks.diarizen_import), whose
+        # Conformer ends with each block's own LayerNorm and whose LayerNorms use PyTorch's
+        # eps (ESPnet's are 1e-12): defaults keep ESPnet's layout.
+        if not final_norm:
+            self.after_norm = torch.nn.Identity()
+        if layer_norm_eps is not None:
+            for module in self.modules():
+                if isinstance(module, torch.nn.LayerNorm):
+                    module.eps = float(layer_norm_eps)
