@@ -14,7 +14,8 @@ import os
 import re
 
 from espnet_prune.errors import CheckpointError, ConfigError
-from espnet_prune.wavlm.checkpoint import FORMAT, load_state_dict_strict, read_checkpoint
+from espnet_prune.utils.state_dict import load_state_dict_strict
+from espnet_prune.wavlm.checkpoint import FORMAT, read_checkpoint
 from espnet_prune.wavlm.config import WavLMConfig
 from espnet_prune.wavlm.model import WavLM
 
