@@ -1,6 +1,7 @@
 """DER (missed / false alarm / confusion) and JER, per recording and overall.
 
-Conventions (see also ``../shared/METHOD.md`` §5):
+Conventions (the reference recipe's scoring and how it differs: ``espnet_prune/FIDELITY.md``,
+Scoring):
 
 * Overlapped speech is scored (every reference speaker counts, as md-eval v22 does by default).
 * Overlapping segments of the *same* speaker are merged first (in reference and hypothesis):
