@@ -14,6 +14,7 @@ final-looking file.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import pickletools
@@ -192,3 +193,24 @@ def load_wavlm(path, pruning_units=None) -> WavLM:
     if pruning_units and not config.pruning_units:
         model.add_pruning_gates(pruning_units)
     return model.eval()
+
+
+def prune_file(source: str, output: str) -> dict:
+    """``wavlm_prune``: physically prune the masked checkpoint ``source`` (units whose
+    deterministic gate is 0 go, kept gate values are folded into the next layer) into
+    ``output``; prints and returns a one-line JSON summary."""
+    from espnet_prune.utils.io import check_output_file
+    from espnet_prune.wavlm.counting import count_params
+
+    check_output_file(output, make_parents=True)
+    model = load_wavlm(source)
+    if not model.config.pruning_units:
+        raise CheckpointError(f"{source}: config has no 'pruning_units' (not a masked "
+                              "checkpoint); nothing to prune")
+    params_before = count_params(model.config, model.structure("actual"))
+    model.prune()
+    save_wavlm(model, output)
+    summary = {"output": output, "params_before": params_before,
+               "params": model.num_params(), "macs_per_second": model.macs_per_second()}
+    print(json.dumps(summary))
+    return summary
