@@ -25,6 +25,8 @@ DEFAULT_AHC_THRESHOLD = {"resemblyzer": 0.45, "wespeaker_resnet34": 0.7}
 
 
 def load_inference_config(path: str | None) -> dict:
+    """The inference YAML as a mapping (``{}`` without one); a missing file or broken YAML is
+    one line naming it."""
     if path is None:
         return {}
     import yaml
@@ -46,6 +48,7 @@ def load_inference_config(path: str | None) -> dict:
 
 
 def build_clustering(conf: dict):
+    """AHC or VBx (with its PLDA file) from the YAML's ``clustering`` mapping."""
     from espnet_prune.infer.clustering import AgglomerativeClustering, VBxClustering
 
     conf = dict(conf)
@@ -132,6 +135,7 @@ def load_model(train_config: str, model_file: str, device: str):
 
 
 def resolve_device(ngpu: int) -> str:
+    """``cpu`` or ``cuda``; asking for a GPU that is not there is a ConfigError."""
     if ngpu == 0:
         return "cpu"
     import torch
