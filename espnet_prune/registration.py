@@ -28,7 +28,6 @@ from collections.abc import Callable
 REGISTRATIONS: dict[str, list[str]] = {
     "s3prl.hub": ["espnet_prune.wavlm.s3prl_upstream:register_s3prl_upstreams"],
     "espnet2.tasks.diar": ["espnet_prune.diar.frontends:register_espnet_frontends"],
-    "espnet2.train.dataset": ["espnet_prune.espnet_compat:install_rttm_loader"],
     # --init_param without unpickling (ESPnet's loader uses weights_only=False)
     "espnet2.tasks.abs_task": ["espnet_prune.tasks.model_file:install_safe_init_param"],
 }

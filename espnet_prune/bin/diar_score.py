@@ -14,10 +14,8 @@ type counts samples). The ``--json`` file is written atomically (complete or abs
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-from espnet_prune.utils.cli import run_main
+from espnet_prune.utils.cli import command, run_main
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -39,31 +37,12 @@ def get_parser() -> argparse.ArgumentParser:
         default="pyannote",
         help="DER from pyannote.metrics or from md-eval.pl (sctk); JER is always pyannote's",
     )
-    parser.add_argument("--json", default=None, help="write the scores as JSON to this file")
+    parser.add_argument("--json", dest="json_path", default=None,
+                        help="write the scores as JSON to this file")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    from espnet_prune.infer.scoring import format_table, score
-    from espnet_prune.utils.datadir import read_uem, write_text
-    from espnet_prune.utils.io import check_output_file
-    from espnet_prune.utils.rttm import read_rttm
-
-    if args.json:
-        check_output_file(args.json, make_parents=True)  # fail before scoring, not after
-    reference = read_rttm(args.ref)
-    hypothesis = read_rttm(args.hyp, allow_empty=True)
-    uem = read_uem(args.uem) if args.uem else None
-    scores = score(reference, hypothesis, uem=uem, collar=args.collar, scorer=args.scorer,
-                   ref_name=args.ref, hyp_name=args.hyp)
-    region = "UEM " + args.uem if args.uem else "first-to-last segment of ref+hyp (no UEM)"
-    print(f"# scorer={args.scorer} collar={args.collar:g}s (total width) region={region}")
-    print(format_table(scores))
-    if args.json:
-        write_text(args.json, json.dumps(scores, indent=2) + "\n", make_parents=True)
-    sys.stdout.flush()
-    return 0
+main = command(get_parser, "espnet_prune.infer.scoring:score_files")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,17 @@ Everything else (windows, step, median filter, binarisation, UEM) is the inferen
 
 from __future__ import annotations
 
+import json
+
 from espnet_prune.infer.clustering import AgglomerativeClustering
 from espnet_prune.infer.oracle import OracleEmbedding, OracleSegmentation
 from espnet_prune.infer.pipeline import DiarizationPipeline
+from espnet_prune.infer.run import (
+    build_pipeline_parts,
+    load_inference_config,
+    load_model,
+    model_segmentation,
+)
 from espnet_prune.infer.scoring import score
 
 VARIANTS = ("full", "oracle_segmentation", "oracle_clustering", "oracle_both")
@@ -89,3 +97,21 @@ def table(results: dict) -> str:
         )
     return "\n".join(lines)
 
+
+def ablate_model(model_file: str, train_config: str, data_dir: str, config: str | None = None,
+                 json_path: str | None = None) -> dict:
+    """``diar_ablation``: :func:`ablate` a trained model on a data dir with the inference YAML
+    ``config``; prints :func:`table` and writes the numbers to ``json_path`` when given."""
+    from espnet_prune.utils.datadir import validate_data_dir, write_text
+
+    data = validate_data_dir(data_dir)
+    pipeline_config, embedding, clustering = build_pipeline_parts(
+        load_inference_config(config), {})
+    model = load_model(train_config, model_file, "cpu")
+    segmentation, to_multilabel = model_segmentation(model, "cpu")
+    results = ablate(data, segmentation, to_multilabel, model.powerset, model.frame_shift,
+                     model.frame_length, embedding, clustering, pipeline_config)
+    print(table(results))
+    if json_path:
+        write_text(json_path, json.dumps(results, indent=1) + "\n")
+    return results

@@ -284,10 +284,10 @@ class Timed:
 def run_pipeline(model, audio: np.ndarray, turns, window: float, step: float | None,
                  batch_size: int, embedding=None) -> dict:
     """Diarize ``audio`` once; wall time split into segmentation, embeddings and the rest."""
-    from espnet_prune.bin.diar_inference import model_segmentation
     from espnet_prune.infer.clustering import AgglomerativeClustering
     from espnet_prune.infer.embeddings import ResemblyzerEmbedding
     from espnet_prune.infer.pipeline import DiarizationPipeline, InferenceConfig
+    from espnet_prune.infer.run import model_segmentation
 
     config = InferenceConfig(window=window, step=step, batch_size=batch_size)
     network, to_multilabel = model_segmentation(model, "cpu")

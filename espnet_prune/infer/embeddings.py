@@ -1,8 +1,9 @@
-"""Speaker embedding extractors behind one small interface.
+"""Speaker embedding extractors by name: the registry :data:`EMBEDDINGS` and its factory.
 
-An extractor maps a list of 16 kHz mono waveforms (the single-speaker samples of one local
-speaker in one window) to an array ``[N, D]``. ``resemblyzer`` needs nothing but its wheel (its
-encoder weights ship inside). ``wespeaker_resnet34`` reads a local pyannote-layout checkpoint
+An extractor (:class:`~espnet_prune.infer.speaker_embedding.SpeakerEmbedding`) maps a list of
+16 kHz mono waveforms (the single-speaker samples of one local speaker in one window) to an
+array ``[N, D]``. ``resemblyzer`` needs nothing but its wheel (its encoder weights ship
+inside). ``wespeaker_resnet34`` reads a local pyannote-layout checkpoint
 (:mod:`espnet_prune.infer.wespeaker`).
 """
 
@@ -11,30 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from espnet_prune.errors import ConfigError
-
-
-class SpeakerEmbedding:
-    """Base: ``__call__(waveforms) -> [N, D]``; short inputs are tiled to ``min_samples``."""
-
-    dimension: int = 0
-    sample_rate: int = 16000
-    min_samples: int = 8000
-
-    def embed_one(self, waveform: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def to(self, device: str) -> SpeakerEmbedding:
-        return self
-
-    def __call__(self, waveforms: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros((len(waveforms), self.dimension), dtype=np.float32)
-        for index, wav in enumerate(waveforms):
-            if len(wav) == 0:
-                continue
-            if len(wav) < self.min_samples:
-                wav = np.tile(wav, int(np.ceil(self.min_samples / len(wav))))[: self.min_samples]
-            out[index] = self.embed_one(np.asarray(wav, dtype=np.float32))
-        return out
+from espnet_prune.infer.speaker_embedding import SpeakerEmbedding
+from espnet_prune.infer.wespeaker import WeSpeakerEmbedding
 
 
 class ResemblyzerEmbedding(SpeakerEmbedding):
@@ -114,17 +93,16 @@ class ResemblyzerEmbedding(SpeakerEmbedding):
         return out
 
 
-def build_embedding(name: str, **conf) -> SpeakerEmbedding:
-    """``resemblyzer`` or ``wespeaker_resnet34`` (``checkpoint=...``)."""
-    if name == "resemblyzer":
-        return ResemblyzerEmbedding(**conf)
-    if name == "wespeaker_resnet34":
-        from espnet_prune.infer.wespeaker import WeSpeakerEmbedding
+# name in the inference config -> extractor class (read by build_embedding)
+EMBEDDINGS: dict[str, type[SpeakerEmbedding]] = {
+    "resemblyzer": ResemblyzerEmbedding,
+    "wespeaker_resnet34": WeSpeakerEmbedding,
+}
 
-        if "checkpoint" not in conf:
-            raise ConfigError(
-                "speaker embedding 'wespeaker_resnet34' needs conf.checkpoint: a local copy of "
-                "pyannote/wespeaker-voxceleb-resnet34-LM (its directory or pytorch_model.bin)"
-            )
-        return WeSpeakerEmbedding(**conf)
-    raise ConfigError(f"unknown speaker embedding {name!r} (resemblyzer, wespeaker_resnet34)")
+
+def build_embedding(name: str, **conf) -> SpeakerEmbedding:
+    """The extractor registered as ``name`` in :data:`EMBEDDINGS`, built from ``conf``."""
+    if name not in EMBEDDINGS:
+        raise ConfigError(f"unknown speaker embedding {name!r} ({', '.join(EMBEDDINGS)})")
+    EMBEDDINGS[name].check_conf(conf)
+    return EMBEDDINGS[name](**conf)

@@ -1,4 +1,5 @@
-"""Sliding-window EEND inference with global speaker clustering (METHOD.md §3).
+"""Sliding-window EEND inference with global speaker clustering (the reference's steps and where
+this differs: ``espnet_prune/FIDELITY.md``, Inference).
 
 One streaming pass over the windows of a recording: segmentation (any callable mapping a batch
 of windows to powerset log-probabilities) → hard powerset decision → local speaker activities →

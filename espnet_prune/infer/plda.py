@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from scipy.linalg import eigh
 
-from espnet_prune.errors import CheckpointError, DataError
+from espnet_prune.errors import CheckpointError, ConfigError, DataError
 
 KEYS = ("mean1", "lda", "mean2", "plda_mu", "plda_tr", "phi")
 
@@ -120,3 +120,99 @@ def estimate_plda(embeddings: np.ndarray, speakers, lda_dim: int = 128) -> Plda:
     values, vectors = eigh(between, within)  # vectors.T @ within @ vectors = I
     order = np.argsort(values)[::-1]
     return Plda(mean1, lda, mean2, plda_mu, vectors[:, order].T, np.maximum(values[order], 0.0))
+
+
+def single_speaker_spans(segments, min_length: float) -> dict[str, list[tuple[float, float]]]:
+    """Per speaker, the stretches where only that speaker talks (at least ``min_length`` s)."""
+    events = sorted({0.0} | {s.start for s in segments} | {s.end for s in segments})
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for lo, hi in zip(events[:-1], events[1:]):
+        middle = 0.5 * (lo + hi)
+        talking = {s.speaker for s in segments if s.start <= middle < s.end}
+        if len(talking) == 1:
+            (speaker,) = talking
+            own = spans.setdefault(speaker, [])
+            if own and abs(own[-1][1] - lo) < 1e-6:
+                own[-1] = (own[-1][0], hi)
+            else:
+                own.append((lo, hi))
+    return {spk: [(a, b) for a, b in s if b - a >= min_length] for spk, s in spans.items()}
+
+
+def embed_data_dir(data_dir: str, extractor, segment: float = 3.0, min_segment: float = 1.0,
+                   max_segments_per_speaker: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of the pieces (``segment`` s, the last at least ``min_segment`` s) of every
+    reference speaker's single-speaker speech, and their ``<recording>/<speaker>`` labels."""
+    from tqdm import tqdm
+
+    from espnet_prune.utils.audio import read_audio
+    from espnet_prune.utils.datadir import validate_data_dir
+
+    data = validate_data_dir(data_dir, require_rttm=True)
+    embeddings, speakers = [], []
+    for rec in tqdm(data.recordings, desc="embeddings", unit="rec"):
+        audio = read_audio(data.wavs[rec])
+        for speaker, spans in sorted(single_speaker_spans(data.rttm.get(rec, []),
+                                                          min_segment).items()):
+            pieces = []
+            for start, end in spans:
+                edges = np.arange(start, end - min_segment + 1e-9, segment)
+                for lo in edges:
+                    hi = min(lo + segment, end)
+                    pieces.append(audio[int(lo * 16000) : int(hi * 16000)])
+            pieces = pieces[: max_segments_per_speaker]
+            if pieces:
+                embeddings.append(np.asarray(extractor(pieces)))
+                speakers += [f"{rec}/{speaker}"] * len(pieces)
+    if not embeddings:
+        raise DataError(f"{data_dir}: no single-speaker speech of {min_segment} s "
+                        "or more in the rttm")
+    return np.concatenate(embeddings), np.asarray(speakers)
+
+
+def load_embeddings(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """``embeddings [N, D]`` and ``speakers [N]`` of an .npz (``diar_plda --save_embeddings``)."""
+    try:
+        with np.load(path) as data:
+            return np.asarray(data["embeddings"]), np.asarray(data["speakers"]).astype(str)
+    except FileNotFoundError:
+        raise DataError(f"{path}: embeddings file does not exist") from None
+    except KeyError as exc:
+        raise DataError(f"{path}: needs arrays 'embeddings' and 'speakers' ({exc})") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read embeddings ({exc})") from None
+
+
+def train_plda(output: str, data_dir: str | None = None, embeddings: str | None = None,
+               lda_dim: int = 128, embedding: str = "resemblyzer", embedding_conf: str = "{}",
+               segment: float = 3.0, min_segment: float = 1.0,
+               max_segments_per_speaker: int = 50, save_embeddings: str | None = None) -> Plda:
+    """``diar_plda``: the PLDA from a data dir's reference speakers (embedded with the extractor
+    ``embedding``, options ``embedding_conf`` as YAML) or from an ``embeddings`` .npz, written
+    to ``output``."""
+    if embeddings:
+        vectors, speakers = load_embeddings(embeddings)
+        source = embeddings
+    else:
+        import yaml
+
+        from espnet_prune.infer.embeddings import build_embedding
+
+        conf = yaml.safe_load(embedding_conf) or {}
+        if not isinstance(conf, dict):
+            raise ConfigError(f"--embedding_conf must be a mapping, got {embedding_conf!r}")
+        vectors, speakers = embed_data_dir(
+            data_dir, build_embedding(embedding, **conf), segment, min_segment,
+            max_segments_per_speaker)
+        source = data_dir
+    if vectors.ndim != 2 or len(vectors) != len(speakers):
+        raise DataError(f"{source}: expected embeddings [N, D] with N speaker labels, got "
+                        f"{vectors.shape} and {len(speakers)} labels")
+    if save_embeddings:
+        np.savez(save_embeddings, embeddings=vectors, speakers=speakers)
+    plda = estimate_plda(vectors, speakers, lda_dim=lda_dim)
+    plda.save(output)
+    print(f"PLDA from {len(vectors)} embeddings of {len(set(speakers.tolist()))} speakers "
+          f"(LDA dim {plda.lda_dim}) -> {output}")
+    return plda
+

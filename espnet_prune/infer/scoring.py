@@ -1,6 +1,7 @@
 """DER (missed / false alarm / confusion) and JER, per recording and overall.
 
-Conventions (see also ``../shared/METHOD.md`` §5):
+Conventions (the reference recipe's scoring and how it differs: ``espnet_prune/FIDELITY.md``,
+Scoring):
 
 * Overlapped speech is scored (every reference speaker counts, as md-eval v22 does by default).
 * Overlapping segments of the *same* speaker are merged first (in reference and hypothesis):
@@ -30,6 +31,7 @@ needs to import.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -337,3 +339,28 @@ def format_table(scores: dict) -> str:
     lines.append("-" * len(header))
     lines.append(row("OVERALL", scores["overall"]))
     return "\n".join(lines)
+
+
+def score_files(ref: str, hyp: str, uem: str | None = None, collar: float = 0.0,
+                scorer: str = "pyannote", json_path: str | None = None) -> dict:
+    """``diar_score``: score the RTTM files, print the table and write ``json_path``
+    (atomically, checked before scoring) when given."""
+    import sys
+
+    from espnet_prune.utils.datadir import read_uem, write_text
+    from espnet_prune.utils.io import check_output_file
+    from espnet_prune.utils.rttm import read_rttm
+
+    if json_path:
+        check_output_file(json_path, make_parents=True)  # fail before scoring, not after
+    reference = read_rttm(ref)
+    hypothesis = read_rttm(hyp, allow_empty=True)
+    scores = score(reference, hypothesis, uem=read_uem(uem) if uem else None, collar=collar,
+                   scorer=scorer, ref_name=ref, hyp_name=hyp)
+    region = "UEM " + uem if uem else "first-to-last segment of ref+hyp (no UEM)"
+    print(f"# scorer={scorer} collar={collar:g}s (total width) region={region}")
+    print(format_table(scores))
+    if json_path:
+        write_text(json_path, json.dumps(scores, indent=2) + "\n", make_parents=True)
+    sys.stdout.flush()
+    return scores

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from espnet_prune.errors import CheckpointError
-from espnet_prune.infer.embeddings import SpeakerEmbedding
+from espnet_prune.errors import CheckpointError, ConfigError
+from espnet_prune.infer.speaker_embedding import SpeakerEmbedding
 
 NUM_MEL_BINS = 80
 BLOCKS_PER_STAGE = (3, 4, 6, 3)
@@ -167,7 +167,7 @@ def read_wespeaker_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_wespeaker_resnet34(path: str | Path) -> WeSpeakerResNet34:
     """Strict load: a missing, unknown or wrong-shape key is a CheckpointError naming it."""
-    from espnet_prune.wavlm.checkpoint import load_state_dict_strict
+    from espnet_prune.utils.state_dict import load_state_dict_strict
 
     model = WeSpeakerResNet34()
     load_state_dict_strict(model, read_wespeaker_state_dict(path), checkpoint_file(path))
@@ -178,6 +178,14 @@ class WeSpeakerEmbedding(SpeakerEmbedding):
     """Pipeline extractor around :class:`WeSpeakerResNet34` (``checkpoint``: file or dir)."""
 
     dimension = EMBEDDING_DIM
+
+    @classmethod
+    def check_conf(cls, conf: dict) -> None:
+        if "checkpoint" not in conf:
+            raise ConfigError(
+                "speaker embedding 'wespeaker_resnet34' needs conf.checkpoint: a local copy of "
+                "pyannote/wespeaker-voxceleb-resnet34-LM (its directory or pytorch_model.bin)"
+            )
 
     def __init__(self, checkpoint: str, device: str = "cpu"):
         self.model = load_wespeaker_resnet34(checkpoint).to(device)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from espnet_prune.errors import CheckpointError
 from espnet_prune.prune.plot import kept_units, plot_kept_units
 from espnet_prune.wavlm import save_wavlm
 
@@ -241,3 +242,34 @@ def resolve_export_policy(policy: str, best_model_criterion, keep_nbest_models, 
                 f"every epoch's model file must stay: set keep_nbest_models above max_epoch "
                 f"({max_epoch}), e.g. {max_epoch + 1} (then ESPnet itself averages none)")
     return policy
+
+
+def export_policy(args, auto: str = "closest") -> str:
+    """``--export_policy`` resolved and checked (run before training too, so that a config the
+    export cannot serve fails in seconds)."""
+    return resolve_export_policy(args.export_policy, args.best_model_criterion,
+                                 args.keep_nbest_models, args.max_epoch, auto=auto)
+
+
+def export_checkpoint(args, output_dir: Path, auto: str = "closest") -> tuple[str, dict]:
+    """The checkpoint whose student is exported and what was chosen, by ``--export_policy``
+    (:func:`select_export_checkpoint`; ``auto`` as in :func:`resolve_export_policy`): the paper
+    configs average
+    the 5 best epochs after the validation-loss peak (the reference's rule); ``auto`` keeps the
+    epoch whose expected sparsity is closest to the target when ``[valid, sparsity_gap, min]``
+    is a criterion (short runs: the Lagrangian oscillates around the target and the last epoch
+    can be past it), else the last epoch."""
+    return select_export_checkpoint(output_dir, export_policy(args, auto), args.export_nbest,
+                                    args.export_criterion)
+
+
+def trained_model(task, output_dir: Path, checkpoint: str):
+    """Rebuild the run's model from its config.yaml and load ``checkpoint`` (a file name),
+    without unpickling and strictly (:func:`espnet_prune.tasks.model_file.load_trained_model`)."""
+    from espnet_prune.tasks.model_file import load_trained_model
+
+    model_file = output_dir / checkpoint
+    if not model_file.exists():
+        raise CheckpointError(f"{model_file}: not found (did the training run finish?)")
+    return load_trained_model(task, output_dir / "config.yaml", model_file, "cpu",
+                              config_option="run config", model_option="run model")

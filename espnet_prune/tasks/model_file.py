@@ -114,7 +114,7 @@ def build_model(task, config_file, device: str = "cpu", option: str = "--train_c
 
 def load_state(model, state: dict, source) -> None:
     """Strict load (first missing/unknown/wrong-shape key named with ``source``)."""
-    from espnet_prune.wavlm.checkpoint import load_state_dict_strict
+    from espnet_prune.utils.state_dict import load_state_dict_strict
 
     load_state_dict_strict(model, state, source)
 

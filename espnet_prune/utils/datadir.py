@@ -6,12 +6,13 @@ not hours later inside a training step.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from espnet_prune.errors import ConfigError, DataError
 from espnet_prune.utils.audio import check_audio
-from espnet_prune.utils.rttm import RttmSegment, read_rttm
+from espnet_prune.utils.rttm import RttmSegment, merge_overlaps, read_rttm, write_rttm
 
 # Annotations may run slightly past the end of the audio (rounding in corpus tools).
 END_TOLERANCE = 0.5
@@ -189,3 +190,74 @@ def validate_data_dir(
             if max(end for _, end in spans) > durations[rec] + END_TOLERANCE:
                 raise DataError(f"{uem_path}: UEM of {rec!r} ends after its audio")
     return DataDir(path=path, wavs=wavs, rttm=rttm, uem=uem, durations=durations)
+
+
+def overlap_statistics(segments) -> tuple[float, float]:
+    """(speech seconds, overlapped seconds) of one recording's segments.
+
+    A speaker's own overlapping turns are merged first: overlap means two speakers at once."""
+    segments = merge_overlaps(segments)
+    events = sorted(
+        [(s.start, 1) for s in segments] + [(s.start + s.duration, -1) for s in segments]
+    )
+    active, last, speech, overlap = 0, 0.0, 0.0, 0.0
+    for time, delta in events:
+        if active >= 1:
+            speech += time - last
+        if active >= 2:
+            overlap += time - last
+        active += delta
+        last = time
+    return speech, overlap
+
+
+def format_data_dir(data, output_dir: Path) -> dict:
+    """Write the formatted copy of a validated :class:`DataDir`; return its summary."""
+    from espnet_prune.utils.io import check_output_dir
+
+    check_output_dir(output_dir)
+    recordings = data.recordings
+    write_text(output_dir / "wav.scp",
+               "".join(f"{rec} {Path(data.wavs[rec]).resolve()}\n" for rec in recordings))
+    write_text(output_dir / "reco2dur",
+               "".join(f"{rec} {data.durations[rec]:.3f}\n" for rec in recordings))
+    if data.uem is not None:
+        uem = {rec: data.uem.get(rec, [(0.0, data.durations[rec])]) for rec in recordings}
+    else:
+        uem = {rec: [(0.0, data.durations[rec])] for rec in recordings}
+    write_uem(output_dir / "uem", uem)
+
+    summary = {
+        "recordings": len(recordings),
+        "hours": round(sum(data.durations.values()) / 3600, 4),
+    }
+    if data.rttm:
+        segments = [seg for rec in recordings for seg in data.rttm.get(rec, [])]
+        write_rttm(output_dir / "rttm", segments)
+        speech = overlap = 0.0
+        for rec in recordings:
+            rec_speech, rec_overlap = overlap_statistics(data.rttm.get(rec, []))
+            speech += rec_speech
+            overlap += rec_overlap
+        speakers = {(seg.recording, seg.speaker) for seg in segments}
+        summary.update(
+            speakers_per_recording=round(len(speakers) / len(recordings), 2),
+            speech_fraction=round(speech / max(sum(data.durations.values()), 1e-9), 4),
+            overlap_fraction_of_speech=round(overlap / max(speech, 1e-9), 4),
+            unlabelled_recordings=sorted(set(recordings) - set(data.rttm)),
+        )
+    write_text(output_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def validate_and_format(data_dir: str, output_dir: str, sample_rate: int = 16000,
+                         require_rttm: bool = True) -> dict:
+    """``validate_data``: validate ``data_dir`` and write its formatted copy to ``output_dir``;
+    prints and returns the summary."""
+    import sys
+
+    data = validate_data_dir(data_dir, sample_rate, require_rttm=require_rttm)
+    summary = format_data_dir(data, Path(output_dir))
+    print(f"{data_dir} -> {output_dir}: {json.dumps(summary)}")
+    sys.stdout.flush()
+    return summary

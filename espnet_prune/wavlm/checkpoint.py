@@ -14,6 +14,7 @@ final-looking file.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import pickletools
@@ -25,6 +26,7 @@ import torch
 from torch.torch_version import TorchVersion
 
 from espnet_prune.errors import CheckpointError, ConfigError
+from espnet_prune.utils.state_dict import load_state_dict_strict
 from espnet_prune.wavlm.config import WavLMConfig
 from espnet_prune.wavlm.model import WavLM
 
@@ -44,26 +46,6 @@ def save_wavlm(model: WavLM, path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_torch_save({"format": FORMAT, "version": VERSION, "config": model.config.to_dict(),
                        "state_dict": state}, path)
-
-
-def load_state_dict_strict(model: torch.nn.Module, state_dict: dict, source) -> None:
-    """``load_state_dict`` that names the first offending key and the file on any mismatch."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unknown = [k for k in state_dict if k not in expected]
-    if missing:
-        raise CheckpointError(f"{source}: missing key {missing[0]!r}"
-                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    if unknown:
-        raise CheckpointError(f"{source}: unknown key {unknown[0]!r}"
-                              + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
-    for k, v in state_dict.items():
-        if not isinstance(v, torch.Tensor):
-            raise CheckpointError(f"{source}: key {k!r} is not a tensor")
-        if tuple(v.shape) != tuple(expected[k].shape):
-            raise CheckpointError(f"{source}: key {k!r} has shape {tuple(v.shape)}, the config "
-                                  f"expects {tuple(expected[k].shape)}")
-    model.load_state_dict(state_dict, strict=True)
 
 
 class InertObject:
@@ -195,8 +177,8 @@ def load_wavlm(path, pruning_units=None) -> WavLM:
     data = read_checkpoint(path, "WavLM checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an espnet_prune WavLM checkpoint (key 'format' "
-                              f"must be {FORMAT!r}; convert it with "
-                              "`python -m espnet_prune.bin.wavlm_convert`)")
+                              f"must be {FORMAT!r}; convert it with the wavlm_convert "
+                              "command line)")
     if data.get("version") != VERSION:
         raise CheckpointError(f"{path}: unsupported key 'version' = {data.get('version')!r}")
     for key in ("config", "state_dict"):
@@ -211,3 +193,24 @@ def load_wavlm(path, pruning_units=None) -> WavLM:
     if pruning_units and not config.pruning_units:
         model.add_pruning_gates(pruning_units)
     return model.eval()
+
+
+def prune_file(source: str, output: str) -> dict:
+    """``wavlm_prune``: physically prune the masked checkpoint ``source`` (units whose
+    deterministic gate is 0 go, kept gate values are folded into the next layer) into
+    ``output``; prints and returns a one-line JSON summary."""
+    from espnet_prune.utils.io import check_output_file
+    from espnet_prune.wavlm.counting import count_params
+
+    check_output_file(output, make_parents=True)
+    model = load_wavlm(source)
+    if not model.config.pruning_units:
+        raise CheckpointError(f"{source}: config has no 'pruning_units' (not a masked "
+                              "checkpoint); nothing to prune")
+    params_before = count_params(model.config, model.structure("actual"))
+    model.prune()
+    save_wavlm(model, output)
+    summary = {"output": output, "params_before": params_before,
+               "params": model.num_params(), "macs_per_second": model.macs_per_second()}
+    print(json.dumps(summary))
+    return summary

@@ -14,7 +14,8 @@ import os
 import re
 
 from espnet_prune.errors import CheckpointError, ConfigError
-from espnet_prune.wavlm.checkpoint import FORMAT, load_state_dict_strict, read_checkpoint
+from espnet_prune.utils.state_dict import load_state_dict_strict
+from espnet_prune.wavlm.checkpoint import FORMAT, read_checkpoint, save_wavlm
 from espnet_prune.wavlm.config import WavLMConfig
 from espnet_prune.wavlm.model import WavLM
 
@@ -246,3 +247,17 @@ def convert(path) -> WavLM:
     if os.path.isfile(path):
         return convert_s3prl(path)
     raise CheckpointError(f"{path}: no such file or directory")
+
+
+def convert_file(source: str, output: str) -> dict:
+    """``wavlm_convert``: :func:`convert` ``source`` and save it as ``output`` (checked before
+    the slow conversion); prints and returns a one-line JSON summary."""
+    from espnet_prune.utils.io import check_output_file
+
+    check_output_file(output, make_parents=True)  # before the (slow) conversion
+    model = convert(source)
+    save_wavlm(model, output)
+    summary = {"output": output, "params": model.num_params(),
+               "num_layers": model.config.num_layers, "embed_dim": model.config.embed_dim}
+    print(json.dumps(summary))
+    return summary

@@ -39,6 +39,7 @@ import pytest
 import soundfile as sf
 
 from espnet_prune.bin import diar_inference, diar_score, validate_data
+from espnet_prune.infer import run
 from espnet_prune.utils import rttm as rttm_module
 from espnet_prune.utils.cli import run_main
 from espnet_prune.utils.rttm import RttmSegment, write_rttm
@@ -124,7 +125,7 @@ def test_a_large_count_is_not_refused(tmp_path, capsys, monkeypatch):
         seen.update(overrides)
         raise ConfigError("reached the pipeline")
 
-    monkeypatch.setattr(diar_inference, "build_pipeline_parts", stop)
+    monkeypatch.setattr(run, "build_pipeline_parts", stop)
     scp = write_scp(tmp_path / "data", ["a"])
     line = cli_error(capsys, diar_inference.main,
                      inference_argv(tmp_path, scp, "--num_speakers", "50"))
@@ -200,7 +201,7 @@ def test_full_disk_leaves_no_final_rttm(tmp_path, capsys, monkeypatch):
         return f"SPEAKER {seg.recording} 1 {seg.start:.3f} {seg.duration:.3f} <NA> <NA> x"
 
     monkeypatch.setattr(rttm_module, "format_rttm_line", format_or_fail)
-    line = cli_error(capsys, lambda argv: diar_inference.diarize_recordings(
+    line = cli_error(capsys, lambda argv: run.diarize_recordings(
         FakePipeline(), wavs, out), [])
     assert "b.rttm: cannot write (No space left on device)" in line
     # a's file is complete; b's and the combined rttm do not exist (not 0-byte "no speech")

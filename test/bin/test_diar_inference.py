@@ -51,7 +51,7 @@ def test_missing_wav_and_bad_config(tmp_path):
 
 
 def test_default_ahc_threshold_follows_the_embedding():
-    from espnet_prune.bin.diar_inference import build_pipeline_parts
+    from espnet_prune.infer.run import build_pipeline_parts
 
     _, _, clustering = build_pipeline_parts({}, {})
     assert (clustering.threshold, clustering.min_cluster_size) == (0.45, 30)

@@ -71,7 +71,7 @@ def test_moved_exp_without_init_file_diarizes_from_another_directory(tmp_path, t
     assert (tmp_path / "out" / "rttm_per_recording" / "rec.rttm").is_file()
 
     # and the weights are the trained ones, not a fresh random WavLM
-    from espnet_prune.bin.diar_inference import load_model
+    from espnet_prune.infer.run import load_model
 
     model = load_model(str(shared / "config.yaml"), str(model_file), "cpu")
     state = torch.load(model_file, map_location="cpu", weights_only=True)

@@ -6,7 +6,7 @@ import pytest
 from espnet_prune.bin import diar_plda
 from espnet_prune.errors import DataError
 from espnet_prune.infer.clustering import VBxClustering, assign
-from espnet_prune.infer.plda import Plda
+from espnet_prune.infer.plda import Plda, single_speaker_spans
 from espnet_prune.utils.rttm import RttmSegment
 
 from .test_clustering import accuracy, nuisance
@@ -38,7 +38,7 @@ def test_plda_from_embeddings_file_drives_vbx(tmp_path):
 def test_single_speaker_spans_exclude_overlap():
     segments = [RttmSegment("r", 0.0, 3.0, "a"), RttmSegment("r", 2.0, 3.0, "b"),
                 RttmSegment("r", 5.0, 0.5, "a"), RttmSegment("r", 6.0, 2.0, "a")]
-    spans = diar_plda.single_speaker_spans(segments, min_length=1.0)
+    spans = single_speaker_spans(segments, min_length=1.0)
     # b (2-5 s) overlaps a for 2-3 s; a's 0.5 s turn is too short
     assert spans == {"a": [(0.0, 2.0), (6.0, 8.0)], "b": [(3.0, 5.0)]}
 

@@ -256,7 +256,7 @@ CONF = __import__("pathlib").Path(__file__).resolve().parents[2] / "egs2/ami/dia
 @pytest.mark.parametrize("name", ["prune_s80.yaml", "prune_s90.yaml", "prune_large_s80.yaml",
                                   "prune_large_s90.yaml", "distill_post.yaml"])
 def test_paper_pruning_configs_use_the_reference_rules(name):
-    from espnet_prune.bin.diar_prune import export_policy
+    from espnet_prune.prune.export import export_policy
     from espnet_prune.tasks.distill_prune import DistillPruneTask, model_conf_with_defaults
 
     args = DistillPruneTask.get_parser().parse_args(["--config", str(CONF / name)])

@@ -1,0 +1,183 @@
+"""A trained model's inference run: the inference YAML → pipeline parts → one RTTM per recording.
+
+The library side of ``diar_inference`` (and of ``diar_ablation`` and the pipeline benchmark,
+which build the same parts): the YAML holds the fields of
+:class:`espnet_prune.infer.pipeline.InferenceConfig` plus ``embedding: {name, conf}`` (a name
+in :data:`espnet_prune.infer.embeddings.EMBEDDINGS`) and ``clustering: {name: ahc|vbx, ...}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from espnet_prune.errors import ConfigError
+
+DEFAULT_EMBEDDING = {"name": "resemblyzer", "conf": {}}
+DEFAULT_CLUSTERING = {"name": "ahc", "threshold": 0.7, "min_cluster_size": 30}
+# AHC distance threshold when the config gives no clustering: the recipe's 0.70 belongs to the
+# WeSpeaker ResNet34; resemblyzer's d-vectors are closer together (tuned on mini_meeting
+# dev+test with oracle segmentation, see espnet_prune/infer/BENCHMARKS.md)
+DEFAULT_AHC_THRESHOLD = {"resemblyzer": 0.45, "wespeaker_resnet34": 0.7}
+
+
+def load_inference_config(path: str | None) -> dict:
+    """The inference YAML as a mapping (``{}`` without one); a missing file or broken YAML is
+    one line naming it."""
+    if path is None:
+        return {}
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: inference config does not exist")
+    try:
+        conf = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{file}{where}: inference config is not valid YAML ({problem})") \
+            from None
+    if not isinstance(conf, dict):
+        raise ConfigError(f"{file}: expected a mapping at top level")
+    return conf
+
+
+def build_clustering(conf: dict):
+    """AHC or VBx (with its PLDA file) from the YAML's ``clustering`` mapping."""
+    from espnet_prune.infer.clustering import AgglomerativeClustering, VBxClustering
+
+    conf = dict(conf)
+    name = conf.pop("name", "ahc")
+    if name == "ahc":
+        return AgglomerativeClustering(**conf)
+    if name == "vbx":
+        from espnet_prune.infer.plda import Plda
+
+        plda_path = conf.pop("plda", None)
+        return VBxClustering(Plda.load(plda_path) if plda_path else None, **conf)
+    raise ConfigError(f"unknown clustering {name!r} (ahc, vbx)")
+
+
+def build_pipeline_parts(conf: dict, overrides: dict):
+    """InferenceConfig, embedding extractor and clustering from the YAML mapping."""
+    from espnet_prune.infer.embeddings import build_embedding
+    from espnet_prune.infer.pipeline import InferenceConfig
+
+    conf = dict(conf)
+    embedding_conf = conf.pop("embedding", DEFAULT_EMBEDDING)
+    clustering_conf = conf.pop("clustering", None)
+    if clustering_conf is None:
+        name = embedding_conf.get("name", "resemblyzer")
+        clustering_conf = dict(DEFAULT_CLUSTERING, threshold=DEFAULT_AHC_THRESHOLD.get(name, 0.7))
+    known = {f.name for f in dataclasses.fields(InferenceConfig)}
+    unknown = sorted(set(conf) - known)
+    if unknown:
+        raise ConfigError(f"unknown inference option(s) {', '.join(unknown)}; known: {known}")
+    conf.update({k: v for k, v in overrides.items() if v is not None})
+    config = InferenceConfig(**conf)
+    embedding = build_embedding(
+        embedding_conf.get("name", "resemblyzer"), **embedding_conf.get("conf", {})
+    )
+    return config, embedding, build_clustering(clustering_conf)
+
+
+def model_segmentation(model, device: str):
+    """Wrap ``model.predict`` as the pipeline's numpy-in, numpy-out segmentation callable."""
+    import torch
+
+    def segmentation(batch: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            speech = torch.from_numpy(batch).to(device)
+            log_probs = model.predict(speech, torch.from_numpy(lengths).to(device))
+        return log_probs.float().cpu().numpy()
+
+    powerset = copy.deepcopy(model.powerset).cpu()
+
+    def to_multilabel(log_probs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return powerset.to_multilabel(torch.from_numpy(log_probs)).numpy()
+
+    return segmentation, to_multilabel
+
+
+def diarize_recordings(pipeline, wavs: dict[str, str], output_dir: str | Path) -> dict:
+    """Run ``pipeline`` on every recording and write the RTTMs; returns segments per recording."""
+    from espnet_prune.infer.pipeline import WavFileAudio
+    from espnet_prune.utils.datadir import check_key
+    from espnet_prune.utils.io import check_output_dir
+    from espnet_prune.utils.rttm import write_rttm
+
+    for rec in wavs:  # keys become file names: refuse '../x', 'a/b' before writing anything
+        check_key(rec, "recording key")
+    output_dir = Path(output_dir)
+    per_recording = check_output_dir(output_dir / "rttm_per_recording")
+    results = {}  # every RTTM is written atomically: complete or absent, never truncated
+    for rec in sorted(wavs):
+        audio = WavFileAudio(wavs[rec], sample_rate=pipeline.config.sample_rate)  # streamed
+        results[rec] = pipeline(audio, rec)
+        write_rttm(per_recording / f"{rec}.rttm", results[rec])
+    write_rttm(output_dir / "rttm", [seg for segs in results.values() for seg in segs])
+    return results
+
+
+def load_model(train_config: str, model_file: str, device: str):
+    """The trained model, read without unpickling and loaded strictly (ESPnet itself unpickles
+    the file in full and ignores bad keys); see :mod:`espnet_prune.tasks.model_file`."""
+    from espnet_prune.tasks.diar import PowersetDiarizationTask
+    from espnet_prune.tasks.model_file import load_trained_model
+
+    return load_trained_model(PowersetDiarizationTask, train_config, model_file, device)
+
+
+def resolve_device(ngpu: int) -> str:
+    """``cpu`` or ``cuda``; asking for a GPU that is not there is a ConfigError."""
+    if ngpu == 0:
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("--ngpu 1 given but no CUDA device is available")
+    return "cuda"
+
+
+def diarize(model_file: str, train_config: str, wav_scp: str, output_dir: str,
+            config: str | None = None, ngpu: int = 0, num_speakers: int | None = None,
+            min_speakers: int | None = None, max_speakers: int | None = None,
+            no_progress: bool = False) -> dict:
+    """Diarize every recording of ``wav_scp`` into ``output_dir`` (``diar_inference``'s options:
+    ``config`` is the inference YAML, the speaker counts override its own); returns the
+    segments per recording."""
+    from espnet_prune.infer.clustering import check_speaker_bounds
+    from espnet_prune.infer.pipeline import DiarizationPipeline
+    from espnet_prune.utils.audio import check_audio
+    from espnet_prune.utils.datadir import read_scp
+    from espnet_prune.utils.io import check_output_dir
+
+    # everything a user can get wrong fails here, in seconds, before the model is loaded
+    inference_conf = load_inference_config(config)
+    counts = {"num_speakers": num_speakers, "min_speakers": min_speakers,
+              "max_speakers": max_speakers}
+    check_speaker_bounds(**{key: inference_conf.get(key) if value is None else value
+                            for key, value in counts.items()})
+    wavs = read_scp(wav_scp)  # keys checked: they become file names
+    if not wavs:
+        raise ConfigError(f"{wav_scp}: no recordings listed")
+    for path in wavs.values():
+        check_audio(path, finite=True)  # NaN/inf too (float files are scanned, in blocks)
+    check_output_dir(output_dir)  # a file, or not writable: one line, nothing written
+    pipeline_config, embedding, clustering = build_pipeline_parts(inference_conf, counts)
+    device = resolve_device(ngpu)
+    model = load_model(train_config, model_file, device)
+    embedding = embedding.to(device)
+    segmentation, to_multilabel = model_segmentation(model, device)
+    pipeline = DiarizationPipeline(
+        segmentation, to_multilabel, model.frame_shift, model.frame_length, embedding,
+        clustering, pipeline_config, progress=not no_progress,
+    )
+    return diarize_recordings(pipeline, wavs, output_dir)
+

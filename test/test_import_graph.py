@@ -1,0 +1,154 @@
+"""The package's import graph, read from the source with ``ast`` (nothing is imported).
+
+Two kinds of import are told apart:
+
+* module-level imports (the module body, including ``if``/``try`` blocks and class bodies, but
+  not function bodies) run while the module is being initialised, so a circle of them can hand
+  a half-initialised module to its importer; this graph must be acyclic;
+* imports inside functions (lazy: they keep ``espnet2`` and other slow imports off the command
+  lines that do not need them) run at call time, when the modules they name are complete, so
+  they cannot break initialisation. They are still dependencies: the graph of all imports must
+  be acyclic too (two modules that need each other are one concern split in two, and hoisting
+  either lazy import would make a module-level cycle), and they count for the layering.
+
+Layering: the WavLM package (``wavlm/``) is the bottom layer that diarization builds on, so it
+imports none of ``diar``, ``infer``, ``tasks``, ``prune``; the command lines (``bin/``) are the
+top, so nothing outside ``bin/`` imports ``espnet_prune.bin``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "espnet_prune"
+ROOT = Path(__file__).resolve().parents[1] / PACKAGE
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
+
+
+def resolve(module: str, node: ast.ImportFrom | ast.Import, is_package: bool) -> list[str]:
+    """The project modules an import statement in ``module`` names (a ``from X import y``
+    names ``X.y`` where that is a module, else ``X``)."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+        return [name for name in names if name in MODULES]
+    base = node.module or ""
+    if node.level:
+        anchor = module.split(".") if is_package else module.split(".")[:-1]
+        anchor = anchor[: len(anchor) - (node.level - 1)]
+        base = ".".join(anchor + ([base] if base else []))
+    targets = []
+    for alias in node.names:
+        candidate = f"{base}.{alias.name}"
+        if candidate in MODULES:
+            targets.append(candidate)
+        elif base in MODULES:
+            targets.append(base)
+    return targets
+
+
+def is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+def imports_of(module: str) -> tuple[set[str], set[str]]:
+    """(module-level imports, imports inside functions) of ``module``, project modules only."""
+    path = MODULES[module]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    top, lazy = set(), set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if is_type_checking(child):
+                continue  # never runs
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                targets = resolve(module, child, is_package)
+                (lazy if in_function else top).update(t for t in targets if t != module)
+            visit(child, in_function or isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return top, lazy
+
+
+GRAPH = {module: imports_of(module) for module in MODULES}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``edges`` as a list of modules (first repeated last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def walk(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(edges.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state:
+                found = walk(target)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            found = walk(node)
+            if found:
+                return found
+    return None
+
+
+def test_graph_reads_the_package():
+    # guards the parser: a graph without edges would pass everything below
+    assert "espnet_prune.wavlm.model" in GRAPH["espnet_prune.wavlm.checkpoint"][0]
+    assert "espnet_prune.wavlm" in GRAPH["espnet_prune.prune.export"][0]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_module_level_imports_are_acyclic():
+    cycle = find_cycle({module: top for module, (top, _) in GRAPH.items()})
+    assert cycle is None, "module-level import cycle: " + " -> ".join(cycle)
+
+
+def test_all_imports_are_acyclic():
+    cycle = find_cycle({module: top | lazy for module, (top, lazy) in GRAPH.items()})
+    assert cycle is None, "import cycle (lazy imports included): " + " -> ".join(cycle)
+
+
+def offending_imports(importers: str, forbidden: tuple[str, ...], exempt: str | None = None):
+    found = []
+    for module, (top, lazy) in GRAPH.items():
+        if not (module == importers or module.startswith(importers + ".")):
+            continue
+        if exempt and (module == exempt or module.startswith(exempt + ".")):
+            continue
+        for target in sorted(top | lazy):
+            if any(target == f or target.startswith(f + ".") for f in forbidden):
+                found.append(f"{module} imports {target}")
+    return found
+
+
+@pytest.mark.parametrize("layer", ["diar", "infer", "tasks", "prune", "bin"])
+def test_wavlm_imports_no_higher_layer(layer):
+    assert offending_imports(f"{PACKAGE}.wavlm", (f"{PACKAGE}.{layer}",)) == []
+
+
+def test_nothing_but_the_command_lines_imports_them():
+    assert offending_imports(PACKAGE, (f"{PACKAGE}.bin",), exempt=f"{PACKAGE}.bin") == []
