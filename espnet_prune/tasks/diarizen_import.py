@@ -548,7 +548,7 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
             with open(tmp, "wb") as f:
                 np.savez(f, **{key: getattr(plda, key) for key in PLDA_KEYS})
     header = "".join(f"# NOTE: {note}\n" for note in notes)
-    header = f"# imported from {model_dir} by espnet_prune.bin.diarizen_import\n" + header
+    header = f"# imported from {model_dir} by the diarizen_import command\n" + header
     for name, content in ((INFERENCE_CONFIG_FILE, inference),
                           (FINETUNE_CONFIG_FILE, finetune_config(args, model_conf))):
         with atomic_path(output_dir / name) as tmp:

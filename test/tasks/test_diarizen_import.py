@@ -44,7 +44,7 @@ DIARIZEN_FILES = [
 
 
 def load_model(exp: Path):
-    from espnet_prune.bin.diar_inference import load_model as load
+    from espnet_prune.infer.run import load_model as load
 
     return load(str(exp / "config.yaml"), str(exp / "model.pth"), "cpu")
 
