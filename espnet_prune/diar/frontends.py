@@ -220,6 +220,22 @@ class S3prlLayersFrontend(DiarFrontend):
         return feats[:, : int(frame_lengths.max())], frame_lengths
 
 
+def checkpoint_config(path) -> WavLMConfig:
+    """The config of a WavLM checkpoint, without building the network (which would also
+    draw from the random generator)."""
+    from espnet_prune.errors import CheckpointError
+    from espnet_prune.wavlm import load_wavlm
+    from espnet_prune.wavlm.checkpoint import read_checkpoint
+
+    data = read_checkpoint(path, "WavLM checkpoint")
+    if not (isinstance(data, dict) and isinstance(data.get("config"), dict)):
+        load_wavlm(path)  # not a WavLM checkpoint: its one-line error naming the file
+    try:
+        return WavLMConfig.from_dict(data["config"])
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: bad key 'config': {exc}") from None
+
+
 MISSING_WAVLM = ("frontend wavlm_prunable needs frontend_conf.path (a WavLM checkpoint) or "
                  "frontend_conf.config")
 
@@ -270,15 +286,13 @@ class WavLMPrunableFrontend(DiarFrontend):
     @classmethod
     def frame_geometry(cls, **conf) -> tuple[int, int]:
         """The CNN geometry of ``frontend_conf.config`` or else of the checkpoint ``path``."""
-        from espnet_prune.wavlm import load_wavlm
-
         if conf.get("config") is not None:
             try:
                 config = WavLMConfig.from_dict(dict(conf["config"]))
             except (ConfigError, TypeError, ValueError) as exc:
                 raise ConfigError(f"frontend_conf.config is not a WavLM config: {exc}") from None
         elif conf.get("path") is not None:
-            config = load_wavlm(conf["path"]).config
+            config = checkpoint_config(conf["path"])
         else:
             raise ConfigError(MISSING_WAVLM)
         return config.frame_shift, config.frame_length
