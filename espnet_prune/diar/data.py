@@ -119,6 +119,9 @@ def frame_labels(
 class DiarizationChunkDataset(torch.utils.data.Dataset):
     """``dataset[key] -> (key, {"speech": float32 [T], "spk_labels": float32 [F, S]})``.
 
+    ``frame_shift``/``frame_length``: the frontend's geometry in samples (``F`` is the number
+    of frames the model gives for the chunk).
+
     ``S`` (``num_label_speakers``) is the largest number of speakers in any chunk of the data
     dir, so that batches stack; columns beyond a chunk's speakers are zero.
     """
@@ -126,10 +129,10 @@ class DiarizationChunkDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         data_dir: str | Path | DataDir,
-        chunk_size: float = 8.0,
-        chunk_shift: float = 6.0,
-        frame_shift: int = 320,
-        frame_length: int = 400,
+        chunk_size: float,
+        chunk_shift: float,
+        frame_shift: int,
+        frame_length: int,
         sample_rate: int = 16000,
     ):
         self.data = (

@@ -2,19 +2,27 @@
 
 SSL frontends combine all L+1 hidden states with a bias-free ``Linear(L+1 → 1)`` (no softmax,
 as in the reference recipe) and scale the gradient reaching the CNN feature extractor.  Each
-frontend states its frame geometry in samples (``frame_shift``, ``frame_length``) so the data
-pipeline can label chunks at the model's frame rate without building the model.
+frontend states its frame geometry in samples (``frame_shift``, ``frame_length``): a built one
+on the instance, and from its ``frontend_conf`` alone (:meth:`DiarFrontend.frame_geometry`) so
+the data pipeline can label chunks at the model's frame rate without building the model.
+
+``FRONTENDS`` is the one registry of frontend names: the diarization task's ``--frontend``
+choices are this very dict, the data pipeline looks names up in it, and
+:func:`register_espnet_frontends` offers it to ESPnet's own diarization task.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import sys
 
 import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
 from espnet_prune.errors import ConfigError
 from espnet_prune.wavlm.components import scale_grad
+from espnet_prune.wavlm.config import WavLMConfig
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +48,34 @@ def frames_from_lengths(lengths: torch.Tensor, frame_shift: int, frame_length: i
 
 
 class DiarFrontend(AbsFrontend):
-    """Common interface: ``frame_shift``/``frame_length`` in samples, upstream parameters."""
+    """Common interface: frame geometry in samples, upstream parameters.
 
-    frame_shift: int = 320
-    frame_length: int = 400
+    A frontend gives ``T`` samples ``(T - frame_length) // frame_shift + 1`` frames (none when
+    ``T < frame_length``): the instance's ``frame_shift``/``frame_length`` say it for the model
+    and inference, :meth:`frame_geometry` says it from the configuration for the data pipeline.
+    """
+
+    frame_shift: int
+    frame_length: int
 
     @classmethod
     def frame_geometry(cls, **conf) -> tuple[int, int]:
-        """(frame_shift, frame_length) in samples for a frontend built with ``conf``."""
-        return cls.frame_shift, cls.frame_length
+        """(frame_shift, frame_length) in samples of the frontend ``cls(**conf)`` would be.
+
+        By default the constructor's own ``frame_shift``/``frame_length`` arguments (given in
+        ``conf`` or their defaults); a frontend whose geometry follows from other settings
+        overrides this."""
+        parameters = inspect.signature(cls).parameters
+        geometry = []
+        for name in ("frame_shift", "frame_length"):
+            default = parameters[name].default if name in parameters else inspect.Parameter.empty
+            value = conf.get(name, default)
+            if value is inspect.Parameter.empty or value is None:
+                raise ConfigError(
+                    f"frontend {cls.__name__} states no frame geometry: give its constructor "
+                    "frame_shift and frame_length arguments (samples) or override frame_geometry")
+            geometry.append(int(value))
+        return geometry[0], geometry[1]
 
     def upstream_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters of the pre-trained model (trained with the small learning rate)."""
@@ -140,8 +167,8 @@ class S3prlLayersFrontend(DiarFrontend):
         cnn_grad_scale: float = 0.1,
         normalize: bool = False,
         extra_conf: dict | None = None,
-        frame_shift: int = 320,
-        frame_length: int = 400,
+        frame_shift: int | None = None,
+        frame_length: int | None = None,
     ):
         super().__init__()
         from s3prl.nn import S3PRLUpstream
@@ -151,13 +178,15 @@ class S3prlLayersFrontend(DiarFrontend):
         self.upstream = S3PRLUpstream(
             upstream, path_or_url=path_or_url, normalize=normalize, extra_conf=extra_conf
         )
+        self.frame_shift, self.frame_length = self.frame_geometry(
+            frame_shift=frame_shift, frame_length=frame_length
+        )
         rate = self.upstream.downsample_rates[-1]
-        if rate != frame_shift:
+        if rate != self.frame_shift:
             raise ConfigError(
                 f"s3prl upstream {upstream!r} has a frame shift of {rate} samples; set "
-                f"frontend_conf.frame_shift (and frame_length) to match, not {frame_shift}"
+                f"frontend_conf.frame_shift (and frame_length) to match, not {self.frame_shift}"
             )
-        self.frame_shift, self.frame_length = frame_shift, frame_length
         self.cnn_grad_scale = cnn_grad_scale
         inner = getattr(self.upstream.upstream, "model", None)
         if inner is not None and hasattr(inner, "feature_grad_mult"):
@@ -169,7 +198,12 @@ class S3prlLayersFrontend(DiarFrontend):
 
     @classmethod
     def frame_geometry(cls, **conf) -> tuple[int, int]:
-        return conf.get("frame_shift", 320), conf.get("frame_length", 400)
+        """``frontend_conf.frame_shift``/``frame_length``; by default those of the CNN that
+        wav2vec 2.0, HuBERT and WavLM share (:class:`WavLMConfig`'s default conv stack)."""
+        default = WavLMConfig()
+        shift, length = conf.get("frame_shift"), conf.get("frame_length")
+        return (default.frame_shift if shift is None else int(shift),
+                default.frame_length if length is None else int(length))
 
     def output_size(self) -> int:
         return self._output_size
@@ -184,6 +218,26 @@ class S3prlLayersFrontend(DiarFrontend):
         # s3prl counts ceil(T / shift) frames; keep the frames the CNN really computes
         frame_lengths = torch.minimum(frame_lengths, lengths[-1].to(frame_lengths.device))
         return feats[:, : int(frame_lengths.max())], frame_lengths
+
+
+def checkpoint_config(path) -> WavLMConfig:
+    """The config of a WavLM checkpoint, without building the network (which would also
+    draw from the random generator)."""
+    from espnet_prune.errors import CheckpointError
+    from espnet_prune.wavlm import load_wavlm
+    from espnet_prune.wavlm.checkpoint import read_checkpoint
+
+    data = read_checkpoint(path, "WavLM checkpoint")
+    if not (isinstance(data, dict) and isinstance(data.get("config"), dict)):
+        load_wavlm(path)  # not a WavLM checkpoint: its one-line error naming the file
+    try:
+        return WavLMConfig.from_dict(data["config"])
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: bad key 'config': {exc}") from None
+
+
+MISSING_WAVLM = ("frontend wavlm_prunable needs frontend_conf.path (a WavLM checkpoint) or "
+                 "frontend_conf.config")
 
 
 class WavLMPrunableFrontend(DiarFrontend):
@@ -211,8 +265,7 @@ class WavLMPrunableFrontend(DiarFrontend):
         elif path is not None:
             self.wavlm = load_wavlm(path)
         else:
-            raise ConfigError("frontend wavlm_prunable needs frontend_conf.path (a WavLM "
-                              "checkpoint) or frontend_conf.config")
+            raise ConfigError(MISSING_WAVLM)
         self.cnn_grad_scale = cnn_grad_scale
         if dropout:  # e.g. {hidden_dropout: 0.1}: WavLMConfig's DROPOUT_FIELDS, train mode only
             self.wavlm.set_dropout(**dropout)
@@ -221,6 +274,28 @@ class WavLMPrunableFrontend(DiarFrontend):
             hidden_states, _ = self.wavlm.extract_features(torch.zeros(1, 2 * self.frame_length))
         self.layer_sum = LayerWeightedSum(len(hidden_states))
         self._output_size = hidden_states[-1].shape[-1]
+
+    @property
+    def frame_shift(self) -> int:
+        return self.wavlm.config.frame_shift
+
+    @property
+    def frame_length(self) -> int:
+        return self.wavlm.config.frame_length
+
+    @classmethod
+    def frame_geometry(cls, **conf) -> tuple[int, int]:
+        """The CNN geometry of ``frontend_conf.config`` or else of the checkpoint ``path``."""
+        if conf.get("config") is not None:
+            try:
+                config = WavLMConfig.from_dict(dict(conf["config"]))
+            except (ConfigError, TypeError, ValueError) as exc:
+                raise ConfigError(f"frontend_conf.config is not a WavLM config: {exc}") from None
+        elif conf.get("path") is not None:
+            config = checkpoint_config(conf["path"])
+        else:
+            raise ConfigError(MISSING_WAVLM)
+        return config.frame_shift, config.frame_length
 
     def output_size(self) -> int:
         return self._output_size
@@ -247,6 +322,20 @@ FRONTENDS: dict[str, type[DiarFrontend]] = {
     "s3prl": S3prlLayersFrontend,
     "wavlm_prunable": WavLMPrunableFrontend,
 }
+# names in ESPnet's own diarization task where ours would clash with one of ESPnet's
+ESPNET_NAMES = {"s3prl": "s3prl_layers"}
+
+
+def register_frontend(name: str, frontend_class: type[DiarFrontend]) -> None:
+    """Make ``frontend: name`` a choice of the diarization task (and of ESPnet's, see
+    :func:`register_espnet_frontends`).  Register before the task's parser is built: its
+    ``--frontend`` choices are read from ``FRONTENDS`` then."""
+    if not (isinstance(frontend_class, type) and issubclass(frontend_class, DiarFrontend)):
+        raise ConfigError(f"frontend {name!r}: {frontend_class!r} is not a DiarFrontend subclass")
+    FRONTENDS[name.lower()] = frontend_class
+    espnet_diar = sys.modules.get("espnet2.tasks.diar")
+    if espnet_diar is not None:  # already imported: its registration has run
+        register_espnet_frontends(espnet_diar)
 
 
 def frame_geometry(frontend: str, frontend_conf: dict | None = None) -> tuple[int, int]:
@@ -257,11 +346,8 @@ def frame_geometry(frontend: str, frontend_conf: dict | None = None) -> tuple[in
 
 
 def register_espnet_frontends(diar_task_module) -> None:
-    """Called right after ``espnet2.tasks.diar`` is imported: adds our frontends there.
-
-    ESPnet's own ``s3prl`` choice is left alone; ours is offered there as ``s3prl_layers``.
-    """
+    """Called right after ``espnet2.tasks.diar`` is imported: adds the registry's frontends
+    there.  ESPnet's own names are left alone (our ``s3prl`` is offered as ``s3prl_layers``)."""
     classes = diar_task_module.frontend_choices.classes
-    classes.setdefault("fbank", FbankFrontend)
-    classes.setdefault("s3prl_layers", S3prlLayersFrontend)
-    classes.setdefault("wavlm_prunable", WavLMPrunableFrontend)
+    for name, frontend_class in FRONTENDS.items():
+        classes.setdefault(ESPNET_NAMES.get(name, name), frontend_class)

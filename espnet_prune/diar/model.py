@@ -40,13 +40,14 @@ class PowersetDiarizationModel(AbsESPnetModel):
         self.encoder = encoder
         self.classifier = torch.nn.Linear(width, self.powerset.num_classes)
 
+    # The frontend owns the frame geometry (samples); the data pipeline and inference ask here.
     @property
     def frame_shift(self) -> int:
-        return int(getattr(self.frontend, "frame_shift", 320))
+        return int(self.frontend.frame_shift)
 
     @property
     def frame_length(self) -> int:
-        return int(getattr(self.frontend, "frame_length", 400))
+        return int(self.frontend.frame_length)
 
     def log_probs_from_features(
         self, feats: torch.Tensor, feats_lengths: torch.Tensor

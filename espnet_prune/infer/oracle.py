@@ -38,8 +38,8 @@ class OracleSegmentation:
     (the pipeline asks for every window once, in order). Up to ``powerset.max_speakers_per_chunk``
     most active reference speakers per window."""
 
-    def __init__(self, turns, num_samples, window_starts, powerset, frame_shift=320,
-                 frame_length=400, window=8 * 16000, sample_rate=16000):
+    def __init__(self, turns, num_samples, window_starts, powerset, frame_shift, frame_length,
+                 window=8 * 16000, sample_rate=16000):
         import torch
 
         self.torch = torch

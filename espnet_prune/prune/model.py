@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -29,20 +28,11 @@ from espnet_prune.prune.lagrangian import SparsityLagrangian
 from espnet_prune.prune.schedule import TargetSchedule
 
 TARGETS = ("params", "macs")
-STEP_LOG_COLUMNS = (
-    "step",
-    "target_sparsity",
-    "expected_sparsity",
-    "lambda1",
-    "lambda2",
-    "distill_loss",
-    "loss",
-)
 
 
-def is_main_process() -> bool:
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+def evenly_spaced_layers(num_layers: int, count: int = 4) -> list[int]:
+    """0, L/3, 2L/3, L for 4 points: Base+ 0,4,8,12 and Large 0,8,16,24 (the paper's)."""
+    return sorted({round(i * num_layers / (count - 1)) for i in range(count)})
 
 
 def is_export_process(args) -> bool:
@@ -63,19 +53,16 @@ def is_export_process(args) -> bool:
     return True
 
 
-def is_secondary_replica(module: nn.Module, device: torch.device) -> bool:
-    """True in a DataParallel (``--ngpu N``, N > 1) copy of ``module`` on another GPU than
-    the first: those copies are thrown away after forward, only the first shares the module's
-    buffers (ESPnet's DataParallel uses ``device_ids = 0..N-1``)."""
-    return bool(getattr(module, "_is_replica", False)) and device.index not in (None, 0)
-
-
 class DistillPruneModel(AbsESPnetModel):
+    """The keyword defaults here are the pruning stage's (the task's ``model_conf`` defaults
+    are read from this signature); ``distill_layers`` None: 4 evenly spaced hidden states of
+    the teacher (:func:`evenly_spaced_layers`)."""
+
     def __init__(
         self,
         teacher: nn.Module,
         student: nn.Module,
-        distill_layers: Sequence[int] = (0, 4, 8, 12),
+        distill_layers: Sequence[int] | None = None,
         l1_weight: float = 1.0,
         cos_weight: float = 1.0,
         regularizer: bool = True,
@@ -84,7 +71,6 @@ class DistillPruneModel(AbsESPnetModel):
         warmup_steps: int = 0,
         diar_model: nn.Module | None = None,
         diar_weight: float = 1.0,
-        step_log: str | Path | None = None,
     ):
         super().__init__()
         if target not in TARGETS:
@@ -93,6 +79,8 @@ class DistillPruneModel(AbsESPnetModel):
             raise ConfigError("teacher and student must be different modules")
         self.teacher = teacher.requires_grad_(False).eval()
         self.student = student
+        if distill_layers is None:
+            distill_layers = evenly_spaced_layers(teacher.config.num_layers)
         self.distill_layers = [int(layer) for layer in distill_layers]
         self.l1_weight = float(l1_weight)
         self.cos_weight = float(cos_weight)
@@ -101,9 +89,6 @@ class DistillPruneModel(AbsESPnetModel):
         self.diar_weight = float(diar_weight)
         if diar_model is not None and diar_model.frontend.wavlm is not student:
             raise ConfigError("hybrid: the diarization model's frontend WavLM must be the student")
-        self.step_log = Path(step_log) if step_log else None
-        # a dict, not a flag: DataParallel replicas share it (shallow copy of __dict__)
-        self._step_log_state = {"trimmed": False}
         self.use_regularizer = bool(regularizer)
         if self.use_regularizer:
             if not list(student.gate_parameters()):
@@ -192,8 +177,8 @@ class DistillPruneModel(AbsESPnetModel):
 
         stats["loss"] = loss.detach()
         if self.training and self.use_regularizer:
-            if not is_secondary_replica(self, speech.device):
-                self._log_step(stats)
+            # the trainer's step log (espnet_prune.tasks.distill_prune.StepLog) reads this
+            # step's stats after the forward, and the step as ``schedule.step - 1``
             self.schedule.advance()
         batch_size = speech.new_tensor(speech.shape[0], dtype=torch.long)
         # ESPnet's convention: 1-dim tensors on the loss's device, so that DataParallel
@@ -201,33 +186,6 @@ class DistillPruneModel(AbsESPnetModel):
         # Every rank computes the same regulariser (gates and λs are in sync), so the
         # batch-size weighted average over ranks keeps it whole.
         return force_gatherable((loss, stats, batch_size), loss.device)
-
-    def _log_step(self, stats: dict[str, torch.Tensor]) -> None:
-        if self.step_log is None or not is_main_process():
-            return
-        if not self._step_log_state["trimmed"]:
-            self._trim_step_log(int(self.schedule.step))
-            self._step_log_state["trimmed"] = True
-        new = not self.step_log.exists()
-        values = [int(self.schedule.step)] + [float(stats[k]) for k in STEP_LOG_COLUMNS[1:]]
-        with self.step_log.open("a", encoding="utf-8") as f:
-            if new:
-                f.write("\t".join(STEP_LOG_COLUMNS) + "\n")
-            f.write("\t".join([str(values[0])] + [f"{v:.6g}" for v in values[1:]]) + "\n")
-
-    def _trim_step_log(self, first_step: int) -> None:
-        """After a resume, drop the rows of steps that the restored checkpoint has not seen
-        (a killed epoch logged them, and they are about to be trained again)."""
-        if not self.step_log.exists():
-            return
-        lines = self.step_log.read_text(encoding="utf-8").splitlines(keepends=True)
-        def seen(line: str) -> bool:  # complete rows of steps before ``first_step`` only
-            step = line.split("\t", 1)[0]
-            return line.endswith("\n") and step.isdigit() and int(step) < first_step
-
-        kept = lines[:1] + [line for line in lines[1:] if seen(line)]
-        if len(kept) != len(lines):
-            self.step_log.write_text("".join(kept), encoding="utf-8")
 
     def collect_feats(self, speech, speech_lengths=None, **kwargs):
         return {"feats": speech, "feats_lengths": speech_lengths}

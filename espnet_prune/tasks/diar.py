@@ -1,44 +1,33 @@
 """ESPnet task for the EEND powerset diarization model (teacher / fbank / final fine-tune).
 
-ESPnet's sequence iterators expect one utterance per scp line and shape files; diarization
-trains on fixed chunks of whole recordings instead.  This task therefore builds its own
-dataset of chunks (:class:`espnet_prune.diar.data.DiarizationChunkDataset`) from the data dir
-holding the ``speech`` scp and hands it to ESPnet's ``SequenceIterFactory``, so the trainer's
-epoch seeding, resume, DDP sharding, keep-n-best and model averaging are untouched.  ESPnet's
-own RTTM loader and label aggregation are not used.
+The chunked-data pipeline is :class:`espnet_prune.tasks.chunked.ChunkedDataTask`'s; this task
+adds the frontend/encoder choices, the model options and the two learning rates.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from pathlib import Path
 
-import numpy
 import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
-from espnet2.iterators.sequence_iter_factory import SequenceIterFactory
-from espnet2.samplers.abs_sampler import AbsSampler
-from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.train.class_choices import ClassChoices
-from espnet2.train.collate_fn import CommonCollateFn
-from espnet2.train.trainer import Trainer
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
-from espnet2.utils.types import float_or_none, str2bool
+from espnet2.utils.types import float_or_none
 
-from espnet_prune.diar.data import DiarizationChunkDataset, load_data_dir
 from espnet_prune.diar.encoder import PowersetConformerEncoder
 from espnet_prune.diar.frontends import FRONTENDS, frame_geometry
 from espnet_prune.diar.model import PowersetDiarizationModel
-from espnet_prune.errors import ConfigError
-from espnet_prune.prune.optim import with_percentile_clipping
+from espnet_prune.tasks.chunked import ChunkedDataTask
 
 frontend_choices = ClassChoices(
-    name="frontend", classes=dict(FRONTENDS), type_check=AbsFrontend, default="fbank"
+    name="frontend", classes=FRONTENDS, type_check=AbsFrontend, default="fbank"
 )
+# ClassChoices copies the dict it is given: share the registry itself instead, so that a
+# frontend added with register_frontend() is a --frontend choice and has a frame geometry
+frontend_choices.classes = FRONTENDS
 encoder_choices = ClassChoices(
     name="encoder",
     classes=dict(conformer=PowersetConformerEncoder),
@@ -47,113 +36,11 @@ encoder_choices = ClassChoices(
 )
 
 
-class ProgressBarTrainer(Trainer):
-    """ESPnet's trainer with a tqdm bar over the training batches of each epoch."""
-
-    progress_bar: bool = True
-
-    @classmethod
-    def build_options(cls, args: argparse.Namespace):
-        cls.progress_bar = bool(getattr(args, "progress_bar", True))
-        return super().build_options(args)
-
-    @classmethod
-    def run(cls, *args, **kwargs):
-        from espnet_prune.espnet_compat import atomic_checkpoints
-
-        with atomic_checkpoints():  # a kill while saving must not break --resume
-            return super().run(*args, **kwargs)
-
-    @staticmethod
-    def resume(checkpoint, *args, **kwargs):
-        """ESPnet's resume, with ``checkpoint.pth`` read by
-        :func:`espnet_prune.tasks.model_file.read_run_state` (``weights_only=True``) instead
-        of ESPnet's full unpickle: a planted resume file cannot run code."""
-        import espnet2.train.trainer as trainer_module
-
-        from espnet_prune.tasks.model_file import read_run_state
-
-        torch_module = trainer_module.torch
-        real_load = torch_module.load
-        torch_module.load = lambda path, *a, **k: read_run_state(path)
-        try:
-            return Trainer.resume(checkpoint, *args, **kwargs)
-        finally:
-            torch_module.load = real_load
-
-    @classmethod
-    def train_one_epoch(cls, model, iterator, **kwargs):
-        distributed = kwargs.get("distributed_option")
-        rank0 = distributed is None or not distributed.distributed or distributed.dist_rank == 0
-        if cls.progress_bar and rank0:
-            from tqdm import tqdm
-
-            interactive = sys.stderr.isatty()
-            iterator = tqdm(
-                iterator,
-                desc="train",
-                unit="batch",
-                dynamic_ncols=True,
-                mininterval=0.5 if interactive else 30.0,
-                leave=False,
-            )
-        return super().train_one_epoch(model=model, iterator=iterator, **kwargs)
-
-
-class ChunkBatchSampler(AbsSampler):
-    """Batches of chunk keys; for training a new permutation of all chunks per epoch seed.
-
-    With DDP every rank draws the same batches and keeps its share (``batch[rank::world]``),
-    so ``batch_size`` is the total over GPUs, as in ESPnet.
-    """
-
-    def __init__(self, keys, batch_size: int, shuffle: bool, rank: int = 0, world_size: int = 1):
-        if len(keys) < world_size:
-            raise ConfigError(f"{len(keys)} chunks cannot be shared by {world_size} GPUs")
-        self.keys = list(keys)
-        self.batch_size = max(batch_size, world_size)
-        self.shuffle = shuffle
-        self.rank, self.world_size = rank, world_size
-
-    def generate(self, seed) -> list[list[str]]:
-        keys = list(self.keys)
-        if self.shuffle:
-            numpy.random.RandomState(seed).shuffle(keys)
-        size = self.batch_size
-        batches = [keys[i : i + size] for i in range(0, len(keys), size)]
-        if len(batches) > 1 and len(batches[-1]) < self.world_size:
-            tail = batches.pop()
-            batches[-1] = batches[-1] + tail
-        return [batch[self.rank :: self.world_size] for batch in batches]
-
-    def __len__(self) -> int:
-        return len(self.generate(0))
-
-    def __iter__(self):
-        return iter(self.generate(0))
-
-
-def data_dir_of(data_path_and_name_and_type, what: str) -> Path:
-    """The data dir holding the ``speech`` entry (``wav.scp`` or the dir itself)."""
-    entries = [tuple(e) for e in data_path_and_name_and_type or []]
-    speech = [path for path, name, _ in entries if name == "speech"]
-    if len(speech) != 1:
-        raise ConfigError(
-            f"--{what}_data_path_and_name_and_type needs exactly one entry named 'speech' "
-            f"(e.g. data/train/wav.scp,speech,sound), got {entries}"
-        )
-    path = Path(speech[0])
-    return path if path.is_dir() else path.parent
-
-
-class PowersetDiarizationTask(AbsTask):
-    num_optimizers: int = 1
+class PowersetDiarizationTask(ChunkedDataTask):
     class_choices_list = [frontend_choices, encoder_choices]
-    trainer = ProgressBarTrainer
 
     @classmethod
-    def add_task_arguments(cls, parser: argparse.ArgumentParser):
-        group = parser.add_argument_group(description="Task related")
+    def add_model_arguments(cls, group) -> None:
         group.add_argument(
             "--model_conf",
             action=NestedDictAction,
@@ -167,56 +54,14 @@ class PowersetDiarizationTask(AbsTask):
             help="Learning rate of the pre-trained frontend (WavLM/s3prl); the rest uses "
             "optim_conf.lr. None: one learning rate for all",
         )
-        group.add_argument(
-            "--grad_clip_percentile", type=float_or_none, default=None,
-            help="Clip each update's gradient norm at this percentile of the last "
-            "--grad_clip_history norms (the reference: 90 of 1000; "
-            "espnet_prune.prune.optim.with_percentile_clipping); with grad_clip .inf")
-        group.add_argument("--grad_clip_history", type=int, default=1000,
-                           help="Gradient norms kept for --grad_clip_percentile")
-        for class_choices in cls.class_choices_list:
-            # --frontend, --frontend_conf, --encoder, --encoder_conf
-            class_choices.add_arguments(group)
-        group = parser.add_argument_group(description="Diarization data")
-        group.add_argument(
-            "--sample_rate", type=int, default=16000, help="Sample rate of every recording"
-        )
-        group.add_argument("--chunk_size", type=float, default=8.0, help="Chunk length (s)")
-        group.add_argument(
-            "--chunk_shift", type=float, default=6.0, help="Shift between training chunks (s)"
-        )
-        group.add_argument(
-            "--valid_chunk_shift",
-            type=float_or_none,
-            default=None,
-            help="Shift between validation chunks (s); None: chunk_size",
-        )
-        group.add_argument(
-            "--progress_bar", type=str2bool, default=True, help="tqdm bar over training batches"
-        )
-        # the data dirs are given through the 'speech' entry; RTTM/UEM are read from beside it
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        super().add_task_arguments(parser)
         parser.set_defaults(
-            num_att_plot=0,
-            use_tensorboard=False,  # tensorboard is not part of the environment
             best_model_criterion=[("valid", "loss", "min")],
             keep_nbest_models=[5],
         )
-
-    @classmethod
-    def build_collate_fn(cls, args: argparse.Namespace, train: bool):
-        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
-
-    @classmethod
-    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool):
-        return None
-
-    @classmethod
-    def required_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
-        return ("speech",) if inference else ("speech", "spk_labels")
-
-    @classmethod
-    def optional_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
-        return ()
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> PowersetDiarizationModel:
@@ -236,9 +81,7 @@ class PowersetDiarizationTask(AbsTask):
     @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module):
         """AdamW (or any ESPnet optimiser) with the pre-trained frontend in its own group."""
-        optim_class = optim_classes.get(args.optim)
-        if optim_class is None:
-            raise ConfigError(f"--optim must be one of {list(optim_classes)}: {args.optim}")
+        optim_class = cls.optimizer_class(args)
         module = getattr(model, "module", model)
         frontend = getattr(module, "frontend", None)
         upstream_ids = set()
@@ -255,69 +98,9 @@ class PowersetDiarizationTask(AbsTask):
             len(upstream),
             args.upstream_lr,
         )
-        if getattr(args, "grad_clip_percentile", None):
-            optim_class = with_percentile_clipping(optim_class, args.grad_clip_percentile,
-                                                   args.grad_clip_history)
         return [optim_class(groups, **args.optim_conf)]
 
     @classmethod
     def frame_geometry(cls, args: argparse.Namespace) -> tuple[int, int]:
+        """The configured frontend's (asked from its ``frontend_conf``)."""
         return frame_geometry(args.frontend, args.frontend_conf)
-
-    @classmethod
-    def build_chunk_dataset(cls, args: argparse.Namespace, mode: str) -> DiarizationChunkDataset:
-        """Chunks of the train or valid data dir at the configured frontend's frame rate."""
-        train = mode == "train"
-        triples = (
-            args.train_data_path_and_name_and_type
-            if train
-            else args.valid_data_path_and_name_and_type
-        )
-        data_dir = data_dir_of(triples, "train" if train else "valid")
-        shift = args.chunk_shift if train else (args.valid_chunk_shift or args.chunk_size)
-        frame_shift, frame_length = cls.frame_geometry(args)
-        return DiarizationChunkDataset(
-            load_data_dir(data_dir, args.sample_rate),
-            chunk_size=args.chunk_size,
-            chunk_shift=shift,
-            frame_shift=frame_shift,
-            frame_length=frame_length,
-            sample_rate=args.sample_rate,
-        )
-
-    @classmethod
-    def validate_data(cls, args: argparse.Namespace) -> None:
-        """Read and check the train/valid data dirs now (fails before any model is built)."""
-        for what in ("train", "valid"):
-            triples = getattr(args, f"{what}_data_path_and_name_and_type")
-            load_data_dir(data_dir_of(triples, what), args.sample_rate)
-
-    @classmethod
-    def build_iter_factory(
-        cls,
-        args: argparse.Namespace,
-        distributed_option,
-        mode: str,
-        kwargs: dict | None = None,
-    ):
-        if mode not in ("train", "valid"):
-            raise ConfigError(f"{cls.__name__} has no {mode!r} iterator (set num_att_plot 0)")
-        train = mode == "train"
-        dataset = cls.build_chunk_dataset(args, mode)
-        batch_size = args.batch_size if train else (args.valid_batch_size or args.batch_size)
-        rank, world_size = 0, 1
-        if distributed_option.distributed:
-            world_size = torch.distributed.get_world_size()
-            rank = torch.distributed.get_rank()
-        sampler = ChunkBatchSampler(dataset.keys, batch_size, train, rank, world_size)
-        logging.info("[%s] %s, %d batches of %d", mode, dataset, len(sampler), batch_size)
-        return SequenceIterFactory(
-            dataset=dataset,
-            seed=args.seed,
-            num_iters_per_epoch=args.num_iters_per_epoch if train else None,
-            batches=sampler,
-            shuffle=train,
-            num_workers=args.num_workers,
-            collate_fn=cls.build_collate_fn(args, train),
-            pin_memory=args.ngpu > 0,
-        )

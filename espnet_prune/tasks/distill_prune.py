@@ -2,47 +2,60 @@
 
 The ESPnet trainer runs :class:`~espnet_prune.prune.model.DistillPruneModel`; resuming from
 ``checkpoint.pth`` restores the student (gates included), the λs, the warm-up position and the
-optimiser.  Data come through exactly the diarization task's pipeline (same chunking, same
-arguments), so a pruning run reads the data dirs its teacher was trained on; the speaker labels
-are used only by the hybrid option.
+optimiser.  Data come through the chunked-data pipeline the diarization task also uses
+(:class:`~espnet_prune.tasks.chunked.ChunkedDataTask`: same chunking, same arguments), so a
+pruning run reads the data dirs its teacher was trained on; the speaker labels are used only by
+the hybrid option.  The trainer (:class:`PruneTrainer`) writes ``prune_steps.tsv`` from the
+stats the model returns at each training step.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import logging
 import math
 from pathlib import Path
 
 import torch
-from espnet2.tasks.abs_task import optim_classes
+from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
+from torch import nn
 
-from espnet_prune.diar.frontends import frame_geometry
+from espnet_prune.diar.frontends import WavLMPrunableFrontend, frame_geometry
 from espnet_prune.errors import CheckpointError, ConfigError
 from espnet_prune.prune.export import EXPORT_POLICIES
 from espnet_prune.prune.model import DistillPruneModel
-from espnet_prune.prune.optim import build_optimizer, param_groups, with_percentile_clipping
+from espnet_prune.prune.optim import build_optimizer, param_groups
+from espnet_prune.tasks.chunked import ChunkedDataTask, ProgressBarTrainer
 from espnet_prune.tasks.diar import PowersetDiarizationTask
 from espnet_prune.wavlm import WavLM, load_wavlm
 
-DEFAULT_MODEL_CONF = {
-    "distill_layers": None,
-    "l1_weight": 1.0,
-    "cos_weight": 1.0,
-    "regularizer": True,
-    "target": "params",
-    "target_sparsity": 0.8,
-    "warmup_steps": 0,
-    "warmup_epochs": None,
-    "hybrid": False,
-    "diar_weight": 1.0,
+# model_conf keys that the task resolves itself (the model's own are its keyword defaults)
+TASK_MODEL_CONF = {
+    "warmup_epochs": None,  # warm-up length in epochs instead of warmup_steps
+    "hybrid": False,  # add the diarization loss; the teacher's diarization model trains too
     # gradient into the student's CNN x 0.1, as in the reference, whose WavLM scales it in its
     # own feature extraction (so also for the student in pruning and post-pruning distillation)
     "cnn_grad_scale": 0.1,
 }
+DEFAULT_MODEL_CONF = {
+    **{name: parameter.default
+       for name, parameter in inspect.signature(DistillPruneModel).parameters.items()
+       if parameter.default is not inspect.Parameter.empty and name != "diar_model"},
+    **TASK_MODEL_CONF,
+}
 STEP_LOG_FILE = "prune_steps.tsv"
+STEP_LOG_COLUMNS = (
+    "step",
+    "target_sparsity",
+    "expected_sparsity",
+    "lambda1",
+    "lambda2",
+    "distill_loss",
+    "loss",
+)
 
 
 def model_conf_with_defaults(model_conf: dict | None) -> dict:
@@ -114,16 +127,78 @@ def fresh_copy(wavlm: WavLM) -> WavLM:
     return copied
 
 
-def evenly_spaced_layers(num_layers: int, count: int = 4) -> list[int]:
-    """0, L/3, 2L/3, L for 4 points: Base+ 0,4,8,12 and Large 0,8,16,24 (the paper's)."""
-    return sorted({round(i * num_layers / (count - 1)) for i in range(count)})
+def is_secondary_replica(module: nn.Module, device: torch.device) -> bool:
+    """True in a DataParallel (``--ngpu N``, N > 1) copy of ``module`` on another GPU than
+    the first: those copies are thrown away after forward, only the first shares the module's
+    buffers (ESPnet's DataParallel uses ``device_ids = 0..N-1``)."""
+    return bool(getattr(module, "_is_replica", False)) and device.index not in (None, 0)
 
 
-class DistillPruneTask(PowersetDiarizationTask):
+class StepLog:
+    """``prune_steps.tsv``: per training step the target and expected sparsity, the λs and the
+    losses, as the model's forward returned them (a forward hook on the model)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def trim(self, first_step: int) -> None:
+        """Before training from ``first_step`` on (after a resume): drop the rows of steps that
+        the restored checkpoint has not seen (a killed epoch logged them, and they are about to
+        be trained again)."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+        def seen(line: str) -> bool:  # complete rows of steps before ``first_step`` only
+            step = line.split("\t", 1)[0]
+            return line.endswith("\n") and step.isdigit() and int(step) < first_step
+
+        kept = lines[:1] + [line for line in lines[1:] if seen(line)]
+        if len(kept) != len(lines):
+            self.path.write_text("".join(kept), encoding="utf-8")
+
+    def write(self, step: int, stats: dict[str, torch.Tensor]) -> None:
+        new = not self.path.exists()
+        values = [float(stats[k]) for k in STEP_LOG_COLUMNS[1:]]
+        with self.path.open("a", encoding="utf-8") as f:
+            if new:
+                f.write("\t".join(STEP_LOG_COLUMNS) + "\n")
+            f.write("\t".join([str(step)] + [f"{v:.6g}" for v in values]) + "\n")
+
+    def after_forward(self, module, inputs, output) -> None:
+        """Forward hook: ``output`` = (loss, stats, weight) of one training step; the forward
+        has advanced the model's target schedule past that step.  DataParallel replicas on
+        other GPUs than the first are not logged (they saw a part of the batch)."""
+        loss, stats, _ = output
+        if not is_secondary_replica(module, loss.device):
+            self.write(int(module.schedule.step) - 1, stats)
+
+
+class PruneTrainer(ProgressBarTrainer):
+    """The trainer of the pruning stage: rank 0 logs every training step of a regularised
+    model (:class:`StepLog`) in ``output_dir/prune_steps.tsv``."""
+
+    @classmethod
+    def train_one_epoch(cls, model, iterator, **kwargs):
+        module = getattr(model, "module", model)  # DDP / DataParallel wrap the model
+        distributed = kwargs.get("distributed_option")
+        rank0 = distributed is None or not distributed.distributed or distributed.dist_rank == 0
+        hook = None
+        if rank0 and getattr(module, "use_regularizer", False):
+            step_log = StepLog(Path(kwargs["options"].output_dir) / STEP_LOG_FILE)
+            step_log.trim(int(module.schedule.step))
+            hook = module.register_forward_hook(step_log.after_forward)
+        try:
+            return super().train_one_epoch(model=model, iterator=iterator, **kwargs)
+        finally:
+            if hook is not None:
+                hook.remove()
+
+
+class DistillPruneTask(ChunkedDataTask):
     """Distillation from the fine-tuned teacher WavLM with an optional L0 sparsity budget."""
 
-    num_optimizers = 1
-    class_choices_list = []  # no frontend/encoder choices: the model is fixed
+    trainer = PruneTrainer
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
@@ -173,13 +248,21 @@ class DistillPruneTask(PowersetDiarizationTask):
         group.add_argument("--export_criterion", type=str, default="loss",
                            help="Validation statistic of --export_policy best / "
                            "post_peak_average (the reference: the total loss)")
-        # the diarization task's data options (chunking, sample rate) and its --model_conf,
-        # whose defaults are replaced by the pruning model's
+        # --model_conf, gradient clipping and the chunked data options (chunking, sample rate)
         super().add_task_arguments(parser)
         parser.set_defaults(
-            model_conf={},
             keep_nbest_models=[1],
             best_model_criterion=[("valid", "distill_loss", "min")],
+        )
+
+    @classmethod
+    def add_model_arguments(cls, group) -> None:
+        group.add_argument(
+            "--model_conf",
+            action=NestedDictAction,
+            default={},
+            help="Options of the pruning model; defaults: "
+            + ", ".join(f"{k}={v}" for k, v in DEFAULT_MODEL_CONF.items()),
         )
 
     @classmethod
@@ -210,33 +293,27 @@ class DistillPruneTask(PowersetDiarizationTask):
                          "cnn_grad_scale; model_conf.cnn_grad_scale is not applied")
         else:
             student.cnn_grad_scale = cnn_grad_scale
-        if conf["distill_layers"] is None:
-            conf["distill_layers"] = evenly_spaced_layers(teacher.config.num_layers)
         warmup_epochs = conf.pop("warmup_epochs")
         if warmup_epochs is not None:
             conf["warmup_steps"] = round(warmup_epochs * cls.steps_per_epoch(args))
             logging.info("target warm-up: %s epochs = %d steps", warmup_epochs,
                          conf["warmup_steps"])
-        # config.yaml is written after build_model: record the resolved values there
-        args.model_conf = dict(conf, hybrid=hybrid, warmup_epochs=None,
-                               cnn_grad_scale=cnn_grad_scale)
         if conf["regularizer"]:
             student.add_pruning_gates(parse_units(args.pruning_units))
-        output_dir = getattr(args, "output_dir", None)
-        step_log = Path(output_dir) / STEP_LOG_FILE if output_dir else None
-        return DistillPruneModel(
+        model = DistillPruneModel(
             teacher,
             student,
             diar_model=diar_model if hybrid else None,
-            step_log=step_log,
             **conf,
         )
+        # config.yaml is written after build_model: record the resolved values there
+        args.model_conf = dict(conf, distill_layers=model.distill_layers, hybrid=hybrid,
+                               warmup_epochs=None, cnn_grad_scale=cnn_grad_scale)
+        return model
 
     @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module):
-        optim_class = optim_classes.get(args.optim)
-        if optim_class is None:
-            raise ConfigError(f"optim must be one of {list(optim_classes)}: {args.optim}")
+        optim_class = cls.optimizer_class(args)
         optim_conf = dict(args.optim_conf)
         groups = param_groups(
             model,
@@ -248,9 +325,6 @@ class DistillPruneTask(PowersetDiarizationTask):
             },
             {"weights": optim_conf.get("weight_decay", 0.0)},
         )
-        if getattr(args, "grad_clip_percentile", None):  # the reference's adaptive clipping
-            optim_class = with_percentile_clipping(optim_class, args.grad_clip_percentile,
-                                                   args.grad_clip_history)
         return [build_optimizer(optim_class, groups, **optim_conf)]
 
     @classmethod
@@ -263,13 +337,14 @@ class DistillPruneTask(PowersetDiarizationTask):
 
     @classmethod
     def frame_geometry(cls, args: argparse.Namespace) -> tuple[int, int]:
-        """The teacher frontend's frames (labels are used only by the hybrid loss)."""
-        if getattr(args, "teacher_config", None) and Path(args.teacher_config).is_file():
-            from espnet_prune.tasks.model_file import read_train_config
+        """The teacher WavLM's frames (labels are used only by the hybrid loss, whose
+        diarization model is the teacher's): asked from the teacher's frontend, as configured
+        in ``--teacher_config``, or from the ``--teacher_wavlm`` checkpoint."""
+        if getattr(args, "teacher_wavlm", None) is not None:
+            return WavLMPrunableFrontend.frame_geometry(path=args.teacher_wavlm)
+        if getattr(args, "teacher_config", None) is None:
+            raise ConfigError("--teacher_config is required (or give --teacher_wavlm)")
+        from espnet_prune.tasks.model_file import read_train_config
 
-            teacher_args = read_train_config(args.teacher_config, "--teacher_config")
-            if "frontend" in teacher_args:
-                return frame_geometry(
-                    teacher_args["frontend"], teacher_args.get("frontend_conf") or {}
-                )
-        return 320, 400  # WavLM
+        teacher_args = read_train_config(args.teacher_config, "--teacher_config")
+        return frame_geometry(teacher_args.get("frontend"), teacher_args.get("frontend_conf"))

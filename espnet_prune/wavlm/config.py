@@ -27,6 +27,18 @@ DEFAULT_PRUNING_UNITS = ("conv", "head", "interm")
 EXTRACTOR_NORMS = ("group", "layer")
 
 
+def conv_geometry(kernels, strides) -> tuple[int, int]:
+    """(frame shift, frame length) in samples of a stack of 1-D convolutions without padding:
+    an output frame every product-of-strides samples, each computed from its receptive field.
+    ``T`` samples give ``(T - length) // shift + 1`` frames (none below ``length``), exactly
+    the layer-by-layer count of :meth:`espnet_prune.wavlm.WavLM.frame_lengths`."""
+    shift, length = 1, 1
+    for kernel, stride in zip(kernels, strides):
+        length += (kernel - 1) * shift
+        shift *= stride
+    return shift, length
+
+
 @dataclass
 class WavLMConfig:
     # CNN feature extractor: one entry per conv layer.
@@ -86,6 +98,18 @@ class WavLMConfig:
     @property
     def head_dim(self) -> int:
         return self.embed_dim // self.num_heads
+
+    # The CNN's frame geometry, the owner of every frame count in the project (the default
+    # stack: 400-sample frames every 320 samples, 25 ms / 20 ms at 16 kHz).
+    @property
+    def frame_shift(self) -> int:
+        """Samples between two output frames (the product of the conv strides)."""
+        return conv_geometry(self.conv_kernels, self.conv_strides)[0]
+
+    @property
+    def frame_length(self) -> int:
+        """Samples one output frame is computed from (the CNN's receptive field)."""
+        return conv_geometry(self.conv_kernels, self.conv_strides)[1]
 
     def validate(self) -> None:
         n_conv = len(self.conv_channels)

@@ -6,7 +6,6 @@ upstream, so ``S3PRLUpstream("wavlm_prunable_local", path_or_url=CKPT)`` and ESP
 from __future__ import annotations
 
 UPSTREAM_NAME = "wavlm_prunable_local"
-DOWNSAMPLE_RATE = 320
 
 
 def _build_upstream(ckpt, *args, **kwargs):
@@ -24,7 +23,7 @@ def _build_upstream(ckpt, *args, **kwargs):
             self.model = load_wavlm(ckpt)
 
         def get_downsample_rates(self, key: str) -> int:
-            return DOWNSAMPLE_RATE
+            return self.model.config.frame_shift  # the checkpoint's own CNN
 
         def forward(self, wavs):
             lengths = torch.tensor([len(w) for w in wavs], device=wavs[0].device)

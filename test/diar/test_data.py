@@ -79,7 +79,8 @@ def data_dir(tiny_data_dir):
 
 def _expect_error(data_dir, *names):
     with pytest.raises(DataError) as info:
-        DiarizationChunkDataset(data_dir, chunk_size=2.0, chunk_shift=2.0)
+        DiarizationChunkDataset(data_dir, chunk_size=2.0, chunk_shift=2.0, frame_shift=320,
+                                frame_length=400)
     for name in names:
         assert name in str(info.value), str(info.value)
     return str(info.value)

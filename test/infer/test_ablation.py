@@ -19,7 +19,7 @@ class ShiftedSegmentation:
 
     def __init__(self, turns, num_samples, starts):
         late = [t._replace(start=t.start + 1.0) if t.speaker == "S0" else t for t in turns]
-        self.oracle = OracleSegmentation(late, num_samples, starts, Powerset(4, 2))
+        self.oracle = OracleSegmentation(late, num_samples, starts, Powerset(4, 2), 320, 400)
 
     def __call__(self, batch, lengths):
         if self.oracle.calls == len(self.oracle.offsets):  # the next pipeline run

@@ -152,7 +152,8 @@ def test_hybrid_adds_the_diarization_loss_and_trains_the_full_model(tmp_path):
 
 
 def test_default_distill_layers_are_the_papers():
-    from espnet_prune.tasks.distill_prune import evenly_spaced_layers, model_conf_with_defaults
+    from espnet_prune.prune.model import evenly_spaced_layers
+    from espnet_prune.tasks.distill_prune import model_conf_with_defaults
 
     assert evenly_spaced_layers(12) == [0, 4, 8, 12]
     assert evenly_spaced_layers(24) == [0, 8, 16, 24]

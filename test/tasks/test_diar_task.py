@@ -6,7 +6,7 @@ from espnet_prune.errors import ConfigError
 
 
 def sampler_class():
-    from espnet_prune.tasks.diar import ChunkBatchSampler
+    from espnet_prune.tasks.chunked import ChunkBatchSampler
 
     return ChunkBatchSampler
 

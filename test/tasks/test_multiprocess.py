@@ -23,6 +23,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -79,7 +80,7 @@ DRIVER = textwrap.dedent(
     torch.save = recording_save
 
     from espnet_prune.bin import diar_prune, diar_train
-    from espnet_prune.tasks.diar import ProgressBarTrainer
+    from espnet_prune.tasks.chunked import ProgressBarTrainer
 
     original = ProgressBarTrainer.train_one_epoch.__func__
 
@@ -375,7 +376,8 @@ def test_outputs_gather_like_espnet_data_parallel(tiny_data_dir, tmp_path):
     from espnet_prune.diar.encoder import PowersetConformerEncoder
     from espnet_prune.diar.frontends import FbankFrontend
     from espnet_prune.diar.model import PowersetDiarizationModel
-    from espnet_prune.prune.model import DistillPruneModel, is_secondary_replica
+    from espnet_prune.prune.model import DistillPruneModel
+    from espnet_prune.tasks.distill_prune import StepLog, is_secondary_replica
 
     dataset = DiarizationChunkDataset(tiny_data_dir, 2.0, 2.0, 160, 400)
     _, batch = CommonCollateFn(int_pad_value=-1)([dataset[k] for k in dataset.keys[:4]])
@@ -386,7 +388,7 @@ def test_outputs_gather_like_espnet_data_parallel(tiny_data_dir, tmp_path):
     student = WavLM(wavlm_config("tiny"))
     student.load_state_dict(teacher.state_dict())
     student.add_pruning_gates(("conv", "head", "interm"))
-    prune = DistillPruneModel(teacher, student, (0, 3), step_log=tmp_path / "steps.tsv").eval()
+    prune = DistillPruneModel(teacher, student, (0, 3)).eval()
     halves = [{k: v[:2] for k, v in batch.items()}, {k: v[2:] for k, v in batch.items()}]
     with torch.no_grad():
         for model, keys in ((diar, ("loss",)), (prune, ("loss", "distill_loss", "lambda1"))):
@@ -396,8 +398,17 @@ def test_outputs_gather_like_espnet_data_parallel(tiny_data_dir, tmp_path):
             torch.testing.assert_close(loss, whole_loss[0])
             for key in keys:
                 torch.testing.assert_close(stats[key], whole_stats[key][0])
+    step_log = StepLog(tmp_path / "steps.tsv")
+    prune.register_forward_hook(step_log.after_forward)
     replica = prune._replicate_for_data_parallel()
-    assert replica._step_log_state is prune._step_log_state  # trimmed once, for all replicas
+    assert step_log.after_forward in replica._forward_hooks.values()  # every replica calls it
+    with torch.no_grad():
+        _, stats, _ = prune.train()(**halves[0])  # logs step 0 (the CPU module is the first)
+    for gpu in (1, 0):  # a replica on another GPU than the first logs nothing
+        loss_on = SimpleNamespace(device=torch.device("cuda", gpu))
+        step_log.after_forward(replica, (), (loss_on, stats, None))
+    assert [row.split("\t")[0] for row in step_log.path.read_text().splitlines()] == [
+        "step", "0", "0"]
     assert is_secondary_replica(replica, torch.device("cuda", 1))
     assert not is_secondary_replica(replica, torch.device("cuda", 0))
     assert not is_secondary_replica(prune, torch.device("cuda", 1))
