@@ -330,3 +330,117 @@ def cpu_seconds() -> float:
 def peak_rss_mb() -> float:
     """Peak resident set size of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ------------------------------------------------------------ the diar_bench command's benchmark
+def memory_run(preset: str, memory_duration: float, memory_model: str, threads: int,
+               window: float, step: float | None, batch_size: int) -> dict:
+    """Diarize a long synthetic recording streamed from a WAV file, as diar_inference does, and
+    report the pipeline figures with this process's peak RSS. Run it in a fresh process
+    (:func:`measure_memory`) so that ``ru_maxrss`` is this run's peak alone."""
+    import torch
+
+    from espnet_prune.infer.pipeline import WavFileAudio
+
+    torch.set_num_threads(threads)
+    (unpruned, pruned), encoder_conf = PRESETS[preset]
+    name = pruned if memory_model == "pruned" else unpruned
+    model = build_model(name, encoder_conf)
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/long.wav"
+        turns = write_synthetic_wav(path, memory_duration, seed=1)
+        result = run_pipeline(model, WavFileAudio(path), turns, window, step, batch_size)
+    result.update(wavlm=name, peak_rss_mb=round(peak_rss_mb(), 1))
+    return result
+
+
+MEMORY_TAG = "MEMORY_RESULT "
+
+
+def measure_memory(**run) -> dict:
+    """:func:`memory_run` in a child Python process (keyword arguments as JSON); its result."""
+    import json
+    import subprocess
+    import sys
+
+    from espnet_prune.errors import EspnetPruneError
+
+    code = ("import json, sys; from espnet_prune.infer.bench import memory_run, MEMORY_TAG; "
+            "print(MEMORY_TAG + json.dumps(memory_run(**json.loads(sys.argv[1]))))")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(run)], capture_output=True,
+                          text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MEMORY_TAG)]
+    if done.returncode != 0 or not lines:
+        raise EspnetPruneError(f"peak-RSS run failed: {done.stderr[-2000:]}")
+    result = json.loads(lines[-1][len(MEMORY_TAG):])
+    result["step"] = run["step"] if run["step"] is not None else 0.1 * run["window"]
+    return result
+
+
+def print_pipeline_table(results: dict) -> None:
+    """The diar_bench table: one row per model, then the peak-RSS line."""
+    rows = [("model", "params", "GMACs/s", "RTF", "CPU-RTF", "seg s", "emb s", "other s",
+             "windows")]
+    for name, r in results["rtf"].items():
+        rows.append((f"{name} ({r['wavlm']})", f"{r['params'] / 1e6:.1f}M",
+                     f"{r['macs_per_second'] / 1e9:.2f}", f"{r['rtf']:.3f}",
+                     f"{r['cpu_rtf']:.3f}",
+                     f"{r['segmentation_seconds']:.1f}", f"{r['embedding_seconds']:.1f}",
+                     f"{r['other_seconds']:.1f}", str(r["windows"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    memory = results.get("memory")
+    if memory:
+        print(f"peak RSS {memory['peak_rss_mb']:.0f} MB for {memory['audio_seconds']:.0f} s "
+              f"({memory['wavlm']}, step {memory['step']} s, RTF {memory['rtf']:.3f})")
+
+
+def benchmark_pipeline(preset: str = "base_plus", duration: float = 600.0,
+                       memory_duration: float = 7200.0, memory_model: str = "pruned",
+                       models: str = "unpruned,pruned", threads: int = 2, window: float = 8.0,
+                       step: float | None = None, memory_step: float | None = None,
+                       batch_size: int = 8, json_path: str | None = None) -> dict:
+    """The diar_bench command: RTF of the pipeline with the unpruned and/or pruned WavLM shape
+    on a synthetic recording of ``duration`` s, then (``memory_duration`` > 0) the peak RSS of
+    a streamed long recording in a child process; prints the table and the JSON."""
+    import json
+    import sys
+
+    import torch
+
+    from espnet_prune.errors import ConfigError
+
+    torch.set_num_threads(threads)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not set(names) <= {"unpruned", "pruned"}:
+        raise ConfigError(f"--models takes unpruned and/or pruned, got {models!r}")
+    (unpruned, pruned), encoder_conf = PRESETS[preset]
+    audio, turns = synthetic_recording(duration)
+    results = {
+        "config": {"preset": preset, "duration": duration, "threads": threads, "window": window,
+                   "step": step if step is not None else 0.1 * window,
+                   "batch_size": batch_size, "embedding": "resemblyzer", "clustering": "ahc"},
+        "rtf": {},
+    }
+    for name in names:
+        wavlm_name = unpruned if name == "unpruned" else pruned
+        model = build_model(wavlm_name, encoder_conf)
+        wavlm = model.frontend.wavlm
+        result = {"wavlm": wavlm_name, "params": wavlm.num_params(),
+                  "macs_per_second": wavlm.macs_per_second()}
+        result.update(run_pipeline(model, audio, turns, window, step, batch_size))
+        results["rtf"][name] = result
+        print(f"{name}: {json.dumps(result)}", file=sys.stderr, flush=True)
+        del model
+    if memory_duration > 0:
+        results["memory"] = measure_memory(
+            preset=preset, memory_duration=memory_duration, memory_model=memory_model,
+            threads=threads, window=window,
+            step=memory_step if memory_step is not None else step, batch_size=batch_size)
+    print_pipeline_table(results)
+    text = json.dumps(results, indent=1)
+    print(text)
+    if json_path:
+        Path(json_path).write_text(text + "\n", encoding="utf-8")
+    return results
