@@ -35,9 +35,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="window step (s); default 10 %% of the window (the paper)")
     parser.add_argument("--memory_step", type=float, default=None,
                         help="window step of the peak-RSS run (s); default: --step")
-    parser.add_argument("--batch_size", type=int, default=8, help="windows per model call")
     parser.add_argument("--json", dest="json_path", default=None,
                         help="also write the results here")
+    parser.add_argument("--batch_size", type=int, default=8, help="windows per model call")
     return parser
 
 
