@@ -35,3 +35,14 @@ def write_wav():
 def tiny_data_dir(tmp_path) -> Path:
     """Two 6 s recordings with 2 speakers each (one overlap) as a Kaldi-style data dir."""
     return make_diar_data_dir(tmp_path / "data")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Two threads on a shared 2-core machine make small models 10x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

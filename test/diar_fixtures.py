@@ -52,3 +52,16 @@ def make_diar_data_dir(
     (root / "rttm").write_text("\n".join(rttm) + "\n")
     (root / "uem").write_text("\n".join(uem) + "\n")
     return root
+
+
+def run_module(args, cwd, timeout=900):
+    """``python -m ARGS`` in ``cwd`` on one thread; asserts success (stderr tail on failure)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc

@@ -1,16 +1,14 @@
 """A trained model is portable: its config.yaml + model file diarize from any directory, after
 the exp dir is moved and the WavLM init checkpoint it was trained from is deleted."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 import yaml
+from diar_fixtures import run_module
 
 from espnet_prune.wavlm import WavLM, save_wavlm, wavlm_config
 
@@ -31,11 +29,7 @@ TEACHER_CONFIG = {
 
 
 def python(args, cwd, timeout=600):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc
+    return run_module(args, cwd, timeout)
 
 
 def test_moved_exp_without_init_file_diarizes_from_another_directory(tmp_path, tiny_data_dir):

@@ -29,12 +29,7 @@ CNN_STACKS = {
 LENGTHS = [32000, 16001, 12345, 8719, 8000, 1000]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def task():

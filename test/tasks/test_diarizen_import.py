@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from diar_fixtures import run_module
 from diarizen_fixtures import (
     TINY_MODEL_ARGS,
     TINY_WAVLM,
@@ -281,11 +282,7 @@ def test_no_vbx_files_fall_back_to_ahc_with_a_note(tmp_path):
 
 # ------------------------------------------------------------------ inference and fine-tuning
 def python(args, cwd, timeout=900):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc
+    return run_module(args, cwd, timeout)
 
 
 def wespeaker_checkpoint(folder: Path) -> Path:
