@@ -91,76 +91,11 @@ def named_wavlm_config(name: str):
     return config
 
 
-_KWARGS_REQUIRED = (
-    "extractor_mode", "extractor_conv_layer_config", "extractor_conv_bias", "encoder_embed_dim",
-    "encoder_pos_conv_kernel", "encoder_pos_conv_groups", "encoder_num_layers",
-    "encoder_use_attention", "encoder_use_feed_forward", "encoder_total_num_heads",
-    "encoder_remaining_heads", "encoder_num_buckets", "encoder_max_distance",
-    "encoder_ff_interm_features", "encoder_layer_norm_first", "normalize_waveform")
-_KWARGS_DROPOUT = {"encoder_projection_dropout": "feat_proj_dropout",
-                   "encoder_attention_dropout": "attention_dropout",
-                   "encoder_ff_interm_dropout": "activation_dropout",
-                   "encoder_dropout": "hidden_dropout"}
-# accepted when off: pruning gates, an ASR head, and LayerDrop (which DiariZen's hidden-state
-# path, ``extract_features``, never applies)
-_KWARGS_OFF = ("extractor_prune_conv_channels", "encoder_prune_attention_heads",
-               "encoder_prune_attention_layer", "encoder_prune_feed_forward_intermediate",
-               "encoder_prune_feed_forward_layer", "use_layerwise_prune", "aux_num_out")
-_KWARGS_IGNORED = ("encoder_layer_drop", "limit_l", "limit_r", "temperature")
-
-
-def wavlm_config_from_kwargs(kwargs: dict, source):
-    """Our ``WavLMConfig`` from the arguments of DiariZen's ``wavlm_model`` (the ``config`` of
-    its WavLM checkpoints, e.g. ``wavlm_src = "/path/pruned_wavlm.bin"``)."""
-    from espnet_prune.wavlm.config import WavLMConfig
-
-    missing = [k for k in _KWARGS_REQUIRED if k not in kwargs]
-    if missing:
-        raise ConfigError(f"{source}: WavLM config lacks {missing[0]!r}")
-    known = set(_KWARGS_REQUIRED) | set(_KWARGS_DROPOUT) | set(_KWARGS_OFF) | set(_KWARGS_IGNORED)
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown WavLM config keys {unknown}")
-    for key in _KWARGS_OFF:
-        if kwargs.get(key) not in (None, False):
-            raise ConfigError(f"{source}: WavLM config {key} = {kwargs[key]!r}; only a pruned "
-                              "model without gates or heads can be imported")
-    mode = kwargs["extractor_mode"]
-    if mode not in ("group_norm", "layer_norm"):
-        raise ConfigError(f"{source}: extractor_mode = {mode!r}")
-    heads = set(kwargs["encoder_total_num_heads"])
-    if len(heads) != 1:
-        raise ConfigError(f"{source}: encoder_total_num_heads differ between layers {heads}")
-    use_att = [bool(u) for u in kwargs["encoder_use_attention"]]
-    use_ffn = [bool(u) for u in kwargs["encoder_use_feed_forward"]]
-    layers = [tuple(int(v) for v in layer) for layer in kwargs["extractor_conv_layer_config"]]
-    try:
-        return WavLMConfig(
-            conv_channels=[c for c, _, _ in layers], conv_kernels=[k for _, k, _ in layers],
-            conv_strides=[s for _, _, s in layers], conv_bias=bool(kwargs["extractor_conv_bias"]),
-            extractor_norm="group" if mode == "group_norm" else "layer",
-            extractor_output_scale=True, embed_dim=int(kwargs["encoder_embed_dim"]),
-            num_layers=int(kwargs["encoder_num_layers"]), num_heads=heads.pop(),
-            kept_heads=[list(h) if u else [] for h, u in
-                        zip(kwargs["encoder_remaining_heads"], use_att)],
-            ffn_dims=[int(f) if u else 0 for f, u in
-                      zip(kwargs["encoder_ff_interm_features"], use_ffn)],
-            use_attention=use_att, use_ffn=use_ffn,
-            layer_norm_first=bool(kwargs["encoder_layer_norm_first"]),
-            pos_conv_kernel=int(kwargs["encoder_pos_conv_kernel"]),
-            pos_conv_groups=int(kwargs["encoder_pos_conv_groups"]),
-            num_buckets=int(kwargs["encoder_num_buckets"]),
-            max_distance=int(kwargs["encoder_max_distance"]),
-            normalize_waveform=bool(kwargs["normalize_waveform"]),
-            **{ours: float(kwargs.get(theirs, 0.0)) for theirs, ours in _KWARGS_DROPOUT.items()})
-    except (ConfigError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: WavLM config not expressible: {exc}") from None
-
-
 def wavlm_config_from_src(wavlm_src: str, model_dir: Path, source):
     """``wavlm_src`` as DiariZen reads it: a WavLM checkpoint file with its ``config`` (looked
     up next to config.toml, then as given), else a named structure."""
     from espnet_prune.wavlm.checkpoint import read_checkpoint
+    from espnet_prune.wavlm.convert import config_from_torchaudio
 
     for candidate in (model_dir / str(wavlm_src), Path(str(wavlm_src))):
         if candidate.is_file():
@@ -168,7 +103,7 @@ def wavlm_config_from_src(wavlm_src: str, model_dir: Path, source):
             if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
                 raise CheckpointError(f"{candidate}: expected a dict with a 'config' dict "
                                       "(DiariZen's WavLM checkpoint)")
-            return wavlm_config_from_kwargs(data["config"], candidate)
+            return config_from_torchaudio(data["config"], candidate)
     return named_wavlm_config(wavlm_src)
 
 
@@ -249,30 +184,6 @@ def wavlm_config_for(args: dict, model_dir: Path, source):
 
 
 # ------------------------------------------------------------------ key mapping
-_WAVLM_RULES = [
-    (r"^feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.conv_layers.\1.conv."),
-    (r"^feature_extractor\.conv_layers\.(\d+)\.layer_norm\.",
-     r"feature_extractor.conv_layers.\1.norm."),
-    (r"^feature_extractor\.dummy_weight$", "feature_extractor.output_scale"),
-    (r"^encoder\.feature_projection\.", "feature_projection."),
-    (r"^encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original0$",
-     "encoder.pos_conv.weight_g"),
-    (r"^encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1$",
-     "encoder.pos_conv.weight_v"),
-    (r"^encoder\.transformer\.pos_conv_embed\.conv\.(weight_g|weight_v|bias)$",
-     r"encoder.pos_conv.\1"),
-    (r"^encoder\.transformer\.layer_norm\.", "encoder.layer_norm."),
-    (r"^encoder\.transformer\.layers\.0\.attention\.rel_attn_embed\.", "encoder.rel_attn_embed."),
-    (r"^encoder\.transformer\.layers\.(\d+)\.attention\.(q_proj|k_proj|v_proj|out_proj|"
-     r"gru_rel_pos_linear)\.", r"encoder.layers.\1.attention.\2."),
-    (r"^encoder\.transformer\.layers\.(\d+)\.attention\.gru_rel_pos_const$",
-     r"encoder.layers.\1.attention.gru_rel_pos_const"),
-    (r"^encoder\.transformer\.layers\.(\d+)\.(layer_norm|final_layer_norm)\.",
-     r"encoder.layers.\1.\2."),
-    (r"^encoder\.transformer\.layers\.(\d+)\.feed_forward\.(intermediate_dense|output_dense)\.",
-     r"encoder.layers.\1.feed_forward.\2."),
-]
-
 _CONFORMER_RULES = [
     (r"^ffn1\.ln_norm\.", "norm_ff_macaron."),
     (r"^ffn1\.(w_1|w_2)\.", r"feed_forward_macaron.\1."),
@@ -297,24 +208,18 @@ _TOP_RULES = [
 ]
 
 
-def _apply(rules, key: str) -> str | None:
-    for pattern, repl in rules:
-        new, count = re.subn(pattern, repl, key)
-        if count:
-            return new
-    return None
-
-
 def our_key(key: str) -> str | None:
     """DiariZen state-dict key → our ``PowersetDiarizationModel`` key (None: no rule)."""
+    from espnet_prune.wavlm.convert import first_rule, torchaudio_key
+
     if key.startswith("wavlm_model."):
-        new = _apply(_WAVLM_RULES, key[len("wavlm_model."):])
+        new = torchaudio_key(key[len("wavlm_model."):])
         return None if new is None else "frontend.wavlm." + new
     match = re.match(r"^conformer\.conformer_layer\.(\d+)\.(.*)$", key)
     if match:
-        new = _apply(_CONFORMER_RULES, match.group(2))
+        new = first_rule(_CONFORMER_RULES, match.group(2))
         return None if new is None else f"encoder.encoders.{match.group(1)}.{new}"
-    return _apply(_TOP_RULES, key)
+    return first_rule(_TOP_RULES, key)
 
 
 def convert_state(source_state: dict, wavlm_config, source) -> dict:
