@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter
 
-from espnet_prune.errors import DataError
+from espnet_prune.errors import ConfigError, DataError
 from espnet_prune.infer.clustering import assign, check_speaker_bounds, l2_normalize
 from espnet_prune.utils.rttm import RttmSegment
 
@@ -30,7 +30,13 @@ class InferenceConfig:
     window: float = 8.0  # seconds
     step: float | None = None  # seconds; default: step_ratio × window
     step_ratio: float = 0.1  # the paper's 10 % of the window
-    batch_size: int = 16
+    batch_size: int = 16  # windows per pipeline step (DiariZen's inference batch_size)
+    # windows per forward of the segmentation model and of a whole-window embedding extractor:
+    # each step's batch goes through them in slices of at most this many windows. Peak memory
+    # grows with it (8 s windows of the pruned Base+ shape: ~36 MB per window in the WavLM
+    # and ~30 MB in the ResNet34, so DiariZen's 32 at once took a 60 s recording to 2.9 GB),
+    # speed on a CPU hardly; the result does not depend on it. None: the whole step at once.
+    forward_batch_size: int | None = 8
     median_filter: int = 11  # frames
     min_clean_fraction: float = 0.1  # below: embedding set aside, assigned after clustering
     min_duration_off: float = 0.0  # seconds; shorter gaps within a speaker are filled
@@ -47,6 +53,12 @@ class InferenceConfig:
     silence_floor_db: float | None = -70.0
 
     def __post_init__(self):
+        for name in ("batch_size", "forward_batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ConfigError(f"inference option {name} must be a whole number >= 1, "
+                                  f"got {value!r}")
         check_speaker_bounds(self.num_speakers, self.min_speakers, self.max_speakers)
 
     @property
@@ -161,7 +173,7 @@ class DiarizationPipeline:
                 batch[row, : len(piece)] = piece
                 lengths[row] = len(piece)
                 pieces.append(piece)
-            log_probs = np.asarray(self.segmentation(batch, lengths))
+            log_probs = self._segment(batch, lengths)
             activity = np.asarray(self.to_multilabel(log_probs)).astype(np.uint8)  # [B, F, K]
             if cfg.median_filter > 1:
                 activity = median_filter(activity, size=(1, cfg.median_filter, 1), mode="reflect")
@@ -172,7 +184,7 @@ class DiarizationPipeline:
                     count_sum, coverage, packed, frames, owners, clean,
                 )]
             if requests:
-                embeddings.append(self._embed(batch, pieces, requests))
+                embeddings.append(self._embed(batch, lengths, pieces, requests))
             if bar is not None:
                 bar.update(len(batch_starts))
         if bar is not None:
@@ -181,6 +193,23 @@ class DiarizationPipeline:
             recording, len(audio), starts // self.frame_shift, frames, count_sum, coverage,
             packed, embeddings, owners, clean,
         )
+
+    def _slices(self, lengths: np.ndarray) -> list[slice]:
+        """The step's windows in forwards of at most ``forward_batch_size`` (one more when a
+        partial last window would be alone: a model returns frames up to the longest window
+        of its input, so it shares a forward with a full window, as in the whole step)."""
+        count = len(lengths)
+        size = self.config.forward_batch_size or count
+        parts = [[lo, min(lo + size, count)] for lo in range(0, count, size)]
+        if len(parts) > 1 and parts[-1][1] - parts[-1][0] == 1 and lengths[-1] < lengths.max():
+            parts[-1][1] = parts.pop()[1]  # the pop runs first: [-1] is the one before
+        return [slice(lo, hi) for lo, hi in parts]
+
+    def _segment(self, batch: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            np.asarray(self.segmentation(batch[part], lengths[part]))
+            for part in self._slices(lengths)
+        ])
 
     def _accumulate(
         self, piece, index, start, length, activity, count_sum, coverage, packed, frames, owners,
@@ -217,7 +246,8 @@ class DiarizationPipeline:
             clean.append(own.sum() >= self.config.min_clean_fraction * valid)
         return masks
 
-    def _embed(self, batch: np.ndarray, pieces: list[np.ndarray], requests) -> np.ndarray:
+    def _embed(self, batch: np.ndarray, lengths: np.ndarray, pieces: list[np.ndarray],
+               requests) -> np.ndarray:
         """Embeddings of (window row, frame mask) requests.
 
         An extractor with ``embed_masked(windows, rows, masks)`` (the WeSpeaker ResNet34) sees
@@ -233,7 +263,13 @@ class DiarizationPipeline:
             for index, (_, mask) in enumerate(requests):
                 masks[index, : len(mask)] = mask
             rows = np.array([row for row, _ in requests])
-            return np.asarray(self.embedding.embed_masked(batch, rows, masks))
+            out = []
+            for part in self._slices(lengths):  # requests come in row order
+                chosen = (rows >= part.start) & (rows < part.stop)
+                if chosen.any():
+                    out.append(np.asarray(self.embedding.embed_masked(
+                        batch[part], rows[chosen] - part.start, masks[chosen])))
+            return np.concatenate(out)
         waves = [self._samples(pieces[row], 0, mask) for row, mask in requests]
         return np.asarray(self.embedding(waves))
 

@@ -137,3 +137,59 @@ def test_a_requested_speaker_is_not_binarised_away():
     assert len({seg.speaker for seg in kept}) == 2
     d = [seg for seg in kept if seg.speaker != max(kept, key=lambda s: s.duration).speaker]
     assert d and all(5.9 <= seg.start and seg.end <= 7.1 for seg in d), d
+
+
+class MaskedToneEmbedding(ToneEmbedding):
+    """Whole-window extractor (``embed_masked``): tone energies of the window's masked frames;
+    records the number of windows of every call."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def embed_masked(self, windows, rows, masks):
+        self.sizes.append(len(windows))
+        centre = (400 - 320) // 2
+        waves = []
+        for row, mask in zip(rows, masks):
+            keep = np.repeat(mask > 0, 320)
+            waves.append(windows[row][centre : centre + len(keep)][keep[: len(windows[row])
+                                                                      - centre]])
+        return self(waves)
+
+
+@pytest.mark.parametrize("forward_batch_size", [1, 3, 8])
+def test_forward_batch_size_bounds_every_forward_and_changes_nothing(forward_batch_size):
+    audio, turns = tone_recording(np.random.default_rng(4), duration=30.0)
+
+    def run(size):
+        config = InferenceConfig(step=1.6, batch_size=8, forward_batch_size=size)
+        probe = DiarizationPipeline(None, None, 320, 400, None, None, config)
+        oracle = OracleSegmentation(turns, len(audio), probe.window_starts(len(audio))[2])
+        sizes = []
+
+        def segmentation(batch, lengths):
+            sizes.append(len(batch))
+            return oracle(batch, lengths)
+
+        embedding = MaskedToneEmbedding()
+        pipeline = DiarizationPipeline(segmentation, oracle.to_multilabel, 320, 400, embedding,
+                                       AgglomerativeClustering(0.7, 30), config)
+        return pipeline(audio, "tones"), sizes, embedding.sizes
+
+    whole, whole_sizes, _ = run(None)
+    assert max(whole_sizes) == 8 and whole
+    sliced, sizes, embedding_sizes = run(forward_batch_size)
+    assert sliced == whole
+    # a partial last window alone would get fewer frames: it shares its neighbour's forward
+    assert forward_batch_size in sizes and max(sizes) <= forward_batch_size + 1
+    assert max(embedding_sizes) <= forward_batch_size + 1
+    assert sum(sizes) == sum(whole_sizes)
+
+
+@pytest.mark.parametrize("option", ["batch_size", "forward_batch_size"])
+@pytest.mark.parametrize("value", [0, -1, 2.5, True])
+def test_batch_sizes_must_be_whole_positive_numbers(option, value):
+    from espnet_prune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=option):
+        InferenceConfig(**{option: value})

@@ -1,0 +1,143 @@
+"""Peak memory of diarizing a long recording with an imported DiariZen model (issue 17).
+
+Builds a DiariZen model directory with the released ``diarizen-wavlm-base-s80-md`` structure
+(random weights from the test suite's fixture generator: the key names and shapes of the
+release, the released inference and VBx settings in ``config.toml``, random PLDA files), a
+random-weight WeSpeaker ResNet34 in pyannote's layout, and a synthetic conversation of
+``--duration`` seconds written to a 16-bit WAV. Then it runs exactly what a user runs:
+``diarizen_import`` followed by ``diar_inference --config EXP/inference.yaml`` in a child
+process, whose peak RSS (``ru_maxrss`` of that child alone, from ``os.wait4``) and wall/CPU
+times are reported as JSON and a table.
+
+    python benchmarks/diarizen_import_memory.py --duration 7200 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "test" / "tasks"))  # the DiariZen-layout fixture generator
+
+# released settings of diarizen-wavlm-base-s80-md (config.toml [inference] / [clustering])
+RELEASED_INFERENCE = {"seg_duration": 8, "segmentation_step": 0.1, "batch_size": 32,
+                      "apply_median_filtering": True}
+RELEASED_CLUSTERING = {"method": "VBxClustering", "min_speakers": 1, "max_speakers": 20,
+                       "ahc_criterion": "distance", "ahc_threshold": 0.6, "Fa": 0.07,
+                       "Fb": 0.8, "lda_dim": 128, "max_iters": 20}
+
+
+def base_s80_layout():
+    """(WavLM config, model args) of the released Base-s80 model in DiariZen's format."""
+    from diarizen_fixtures import TINY_MODEL_ARGS, TINY_WAVLM
+
+    from espnet_prune.wavlm.config import wavlm_config
+
+    s80 = wavlm_config("base_plus_s80")
+    wavlm = {**TINY_WAVLM, "extractor_conv_layer_config": [
+        [c, k, s] for c, k, s in zip(s80.conv_channels, s80.conv_kernels, s80.conv_strides)],
+        "encoder_embed_dim": 768, "encoder_pos_conv_kernel": 128, "encoder_pos_conv_groups": 16,
+        "encoder_num_layers": 12, "encoder_use_attention": s80.use_attention,
+        "encoder_use_feed_forward": [True] * 12, "encoder_total_num_heads": [12] * 12,
+        "encoder_remaining_heads": s80.kept_heads, "encoder_num_buckets": 320,
+        "encoder_max_distance": 800, "encoder_ff_interm_features": s80.ffn_dims}
+    args = {**TINY_MODEL_ARGS, "wavlm_src": "wavlm_base_s80_md", "wavlm_layer_num": 13,
+            "wavlm_feat_dim": 768, "attention_in": 256, "ffn_hidden": 1024, "num_head": 4,
+            "num_layer": 4, "kernel_size": 31, "chunk_size": 8, "max_speakers_per_chunk": 4}
+    return wavlm, args
+
+
+def prepare(folder: Path, duration: float) -> dict:
+    import torch
+    from diarizen_fixtures import (
+        diarizen_shapes,
+        distinct_state,
+        write_config_toml,
+        write_vbx_files,
+    )
+
+    from espnet_prune.infer.bench import write_synthetic_wav
+    from espnet_prune.infer.wespeaker import WeSpeakerResNet34
+
+    wavlm, args = base_s80_layout()
+    source = folder / "diarizen-wavlm-base-s80-md"
+    source.mkdir(parents=True, exist_ok=True)
+    torch.save(distinct_state(diarizen_shapes(wavlm, args)), source / "pytorch_model.bin")
+    write_config_toml(source / "config.toml", args, RELEASED_INFERENCE, RELEASED_CLUSTERING)
+    write_vbx_files(source)
+    torch.manual_seed(0)
+    (folder / "wespeaker").mkdir(exist_ok=True)
+    torch.save({"state_dict": WeSpeakerResNet34().state_dict()},
+               folder / "wespeaker" / "pytorch_model.bin")
+    wav = folder / "long.wav"
+    turns = write_synthetic_wav(wav, duration, seed=1)
+    (folder / "wav.scp").write_text(f"long {wav}\n")
+    return {"source": source, "wespeaker": folder / "wespeaker", "turns": len(turns)}
+
+
+def run_child(args: list[str], threads: int) -> dict:
+    """Run ``python -m ARGS`` and return its wall time, CPU time and peak RSS (its own)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", *args], env=env)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{args[0]} failed (exit {os.waitstatus_to_exitcode(status)})")
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=7200.0, help="recording (s)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workdir", default=None, help="keep the files here (default: temp)")
+    parser.add_argument("--json", dest="json_path", default=None)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temp:
+        folder = Path(options.workdir or temp)
+        folder.mkdir(parents=True, exist_ok=True)
+        made = prepare(folder, options.duration)
+        exp = folder / "exp"
+        imported = run_child(["espnet_prune.bin.diarizen_import", "--model_dir",
+                              str(made["source"]), "--output_dir", str(exp),
+                              "--embedding_model", str(made["wespeaker"])], options.threads)
+        inference = run_child(["espnet_prune.bin.diar_inference", "--model_file",
+                               str(exp / "model.pth"), "--train_config", str(exp / "config.yaml"),
+                               "--config", str(exp / "inference.yaml"), "--wav_scp",
+                               str(folder / "wav.scp"), "--output_dir", str(folder / "out"),
+                               "--no_progress"], options.threads)
+        rttm = (folder / "out" / "rttm").read_text().splitlines()
+        import yaml
+
+        result = {
+            "audio_seconds": options.duration, "threads": options.threads,
+            "inference_config": yaml.safe_load((exp / "inference.yaml").read_text()),
+            "synthetic_turns": made["turns"], "rttm_segments": len(rttm),
+            "speakers_found": len({line.split()[7] for line in rttm}),
+            "import": imported, "diar_inference": {
+                **inference, "rtf": round(inference["wall_seconds"] / options.duration, 4),
+                "cpu_rtf": round(inference["cpu_seconds"] / options.duration, 4)},
+        }
+    d = result["diar_inference"]
+    print(f"{'audio':>8} {'peak RSS':>10} {'wall':>8} {'RTF':>7} {'CPU-RTF':>8} {'segments':>9}")
+    print(f"{options.duration:>7.0f}s {d['peak_rss_mb']:>8.0f}MB {d['wall_seconds']:>7.0f}s "
+          f"{d['rtf']:>7.3f} {d['cpu_rtf']:>8.3f} {len(rttm):>9}")
+    text = json.dumps(result, indent=1, default=str)
+    print(text)
+    if options.json_path:
+        Path(options.json_path).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
