@@ -33,9 +33,9 @@ class InferenceConfig:
     batch_size: int = 16  # windows per pipeline step (DiariZen's inference batch_size)
     # windows per forward of the segmentation model and of a whole-window embedding extractor:
     # each step's batch goes through them in slices of at most this many windows. Peak memory
-    # grows with it (8 s windows of the pruned Base+ shape: ~36 MB per window in the WavLM
-    # and ~30 MB in the ResNet34, so DiariZen's 32 at once took a 60 s recording to 2.9 GB),
-    # speed on a CPU hardly; the result does not depend on it. None: the whole step at once.
+    # grows with it (8 s windows of the pruned Base+ shape: ~45 MB per window in the WavLM,
+    # ~80 MB in the ResNet34: DiariZen's 32 at once took a 60 s recording to 2.9 GB peak
+    # RSS, 8 to 1.75 GB); the result does not depend on it. None: the whole step at once.
     forward_batch_size: int | None = 8
     median_filter: int = 11  # frames
     min_clean_fraction: float = 0.1  # below: embedding set aside, assigned after clustering
