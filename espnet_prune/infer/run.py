@@ -127,11 +127,12 @@ def diarize_recordings(pipeline, wavs: dict[str, str], output_dir: str | Path) -
 
 def load_model(train_config: str, model_file: str, device: str):
     """The trained model, read without unpickling and loaded strictly (ESPnet itself unpickles
-    the file in full and ignores bad keys); see :mod:`espnet_prune.tasks.model_file`."""
-    from espnet_prune.tasks.diar import PowersetDiarizationTask
+    the file in full and ignores bad keys; see :mod:`espnet_prune.tasks.model_file`), built
+    from its config without ESPnet's task (:mod:`espnet_prune.diar.build`)."""
+    from espnet_prune.diar.build import build_diarization_model
     from espnet_prune.tasks.model_file import load_trained_model
 
-    return load_trained_model(PowersetDiarizationTask, train_config, model_file, device)
+    return load_trained_model(build_diarization_model, train_config, model_file, device)
 
 
 def resolve_device(ngpu: int) -> str:

@@ -17,7 +17,7 @@ from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import float_or_none
 
-from espnet_prune.diar.encoder import PowersetConformerEncoder
+from espnet_prune.diar.build import ENCODERS, build_diarization_model
 from espnet_prune.diar.frontends import FRONTENDS, frame_geometry
 from espnet_prune.diar.model import PowersetDiarizationModel
 from espnet_prune.tasks.chunked import ChunkedDataTask
@@ -30,7 +30,7 @@ frontend_choices = ClassChoices(
 frontend_choices.classes = FRONTENDS
 encoder_choices = ClassChoices(
     name="encoder",
-    classes=dict(conformer=PowersetConformerEncoder),
+    classes=ENCODERS,
     type_check=AbsEncoder,
     default="conformer",
 )
@@ -65,18 +65,12 @@ class PowersetDiarizationTask(ChunkedDataTask):
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> PowersetDiarizationModel:
-        frontend_class = frontend_choices.get_class(args.frontend)
-        frontend = frontend_class(**(args.frontend_conf or {}))
-        if hasattr(frontend, "portable_conf"):
+        model = build_diarization_model(vars(args))
+        if hasattr(model.frontend, "portable_conf"):
             # config.yaml is written after build_model: store what rebuilds the frontend
             # without its init checkpoint, so that the trained model works anywhere
-            args.frontend_conf = {**(args.frontend_conf or {}), **frontend.portable_conf()}
-        encoder_conf = dict(args.encoder_conf or {})
-        encoder_class = encoder_choices.get_class(args.encoder)
-        width = encoder_conf.get("output_size", 256)
-        encoder_conf.setdefault("input_size", width)
-        encoder = encoder_class(**encoder_conf)
-        return PowersetDiarizationModel(frontend=frontend, encoder=encoder, **args.model_conf)
+            args.frontend_conf = {**(args.frontend_conf or {}), **model.frontend.portable_conf()}
+        return model
 
     @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module):

@@ -8,7 +8,8 @@ kind (a bare WavLM, an fbank model) silently leaves the network at its initial w
 CLI of this project reads model files through this module instead:
 
 * :func:`load_trained_model`: ``build_model_from_file(config, None)`` (model from the
-  training config only), then the state dict read with ``weights_only=True``
+  training config only; or a builder function of the config, see :func:`build_model`),
+  then the state dict read with ``weights_only=True``
   (:func:`espnet_prune.wavlm.checkpoint.read_checkpoint`) and loaded strictly, every problem a
   one-line error naming the file (and the key).
 * :func:`load_pretrained_model`: ESPnet's ``--init_param`` semantics
@@ -96,13 +97,24 @@ def read_model_state(path, what: str = "model file", reject_wavlm: bool = True) 
 
 
 def build_model(task, config_file, device: str = "cpu", option: str = "--train_config"):
-    """``task.build_model_from_file(config_file, None, device)`` after checking the YAML;
-    config values the task cannot build from are one line naming the file."""
+    """The untrained model of ``config_file``: ``task.build_model_from_file(config_file, None,
+    device)`` for an ESPnet task, or ``task(conf)`` for a builder function of the config's
+    mapping (what ``build_model_from_file`` does, without importing ESPnet's task machinery);
+    config values the model cannot be built from are one line naming the file."""
     from espnet_prune.errors import EspnetPruneError
 
-    read_train_config(config_file, option)
+    conf = read_train_config(config_file, option)
     try:
-        model, _ = task.build_model_from_file(config_file, None, device)
+        if hasattr(task, "build_model_from_file"):
+            model, _ = task.build_model_from_file(config_file, None, device)
+        else:
+            if conf.get("use_adapter"):
+                raise ConfigError(f"{config_file}: adapters (use_adapter) are not supported")
+            model = task(conf).to(device)
+    except ConfigError as exc:
+        message = str(exc)
+        raise (exc if message.startswith(str(config_file)) else
+               ConfigError(f"{config_file}: {message}")) from None
     except EspnetPruneError:
         raise
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
