@@ -1,9 +1,10 @@
 """Import a released DiariZen model directory (``config.toml`` + ``pytorch_model.bin``, e.g. a
 local copy of ``BUT-FIT/diarizen-wavlm-base-s80-md``) as an ESPnet exp dir of our powerset
 model: ``config.yaml`` + ``model.pth`` for ``diar_inference`` (and ``diar_train
---init_param``), ``inference.yaml`` with DiariZen's window, step, speaker bounds and VBx settings
-(its ``plda/`` files converted to ``plda.npz``), and ``finetune.yaml``, a ``diar_train`` config
-for fine-tuning it.  Nothing is downloaded.
+--init_param``), ``wavlm.pt`` (its WavLM alone, for ``wavlm_stats`` and ``wavlm_bench``),
+``inference.yaml`` with DiariZen's window, step, speaker bounds and VBx settings (its ``plda/``
+files converted to ``plda.npz``), and ``finetune.yaml``, a ``diar_train`` config for
+fine-tuning it.  Nothing is downloaded.
 """
 
 from __future__ import annotations

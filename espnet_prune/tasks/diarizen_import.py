@@ -38,6 +38,9 @@ MODEL_FILE = "model.pth"
 TRAIN_CONFIG_FILE = "config.yaml"
 INFERENCE_CONFIG_FILE = "inference.yaml"
 FINETUNE_CONFIG_FILE = "finetune.yaml"
+# the imported WavLM alone (espnet_prune.wavlm format), whose size and speed wavlm_stats and
+# wavlm_bench report (recipe stage 8)
+WAVLM_FILE = "wavlm.pt"
 
 # DiariZen's Model defaults (model_wavlm_conformer.Model.__init__) for arguments a config omits
 MODEL_DEFAULTS = {
@@ -414,9 +417,10 @@ def convert_plda(plda_dir, lda_dim: int = 128):
 
 # ------------------------------------------------------------------ the import
 def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
-    """Write ``OUTPUT/{config.yaml, model.pth, inference.yaml, finetune.yaml[, plda.npz]}``
-    from a DiariZen model directory; the model is rebuilt from the written config.yaml and
-    loaded strictly before config.yaml and model.pth are written.  Returns a summary."""
+    """Write ``OUTPUT/{config.yaml, model.pth, wavlm.pt, inference.yaml, finetune.yaml[,
+    plda.npz]}`` from a DiariZen model directory; the model is rebuilt from the written
+    config.yaml and loaded strictly before config.yaml and model.pth are written.
+    finetune.yaml is written last, so it marks a finished import.  Returns a summary."""
     import numpy as np
     import yaml
 
@@ -424,6 +428,7 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
     from espnet_prune.tasks.diar import PowersetDiarizationTask
     from espnet_prune.tasks.model_file import build_model
     from espnet_prune.utils.io import atomic_path, atomic_torch_save, check_output_dir
+    from espnet_prune.wavlm.checkpoint import save_wavlm
 
     model_dir = Path(model_dir)
     output_dir = check_output_dir(output_dir)
@@ -448,6 +453,7 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
         load_converted(model, converted, weights_path)
         state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
         atomic_torch_save(state, output_dir / MODEL_FILE)
+    save_wavlm(model.frontend.wavlm, output_dir / WAVLM_FILE)
     if plda is not None:
         with atomic_path(output_dir / PLDA_FILE) as tmp:
             with open(tmp, "wb") as f:
@@ -462,7 +468,7 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
         logger.warning("%s", note)
     num_params = sum(int(v.numel()) for v in model.parameters())
     return {"output_dir": str(output_dir), "model_file": str(output_dir / MODEL_FILE),
-            "train_config": str(train_config_path),
+            "train_config": str(train_config_path), "wavlm": str(output_dir / WAVLM_FILE),
             "inference_config": str(output_dir / INFERENCE_CONFIG_FILE),
             "finetune_config": str(output_dir / FINETUNE_CONFIG_FILE),
             "plda": None if plda_file is None else str(plda_file),

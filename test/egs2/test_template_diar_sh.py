@@ -1,6 +1,8 @@
 """diar.sh's stage control on a throw-away recipe: stage selection, skipping finished stages,
-timing records, and clear errors for bad options (stages 1-2 run for real; they are cheap)."""
+timing records, and clear errors for bad options (stages 1-2 run for real; they are cheap);
+and ``--init_from_diarizen`` on a tiny DiariZen model through stages 3-8."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,7 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 from diar_fixtures import make_diar_data_dir
+from diarizen_fixtures import make_diarizen_dir, wespeaker_checkpoint, write_vbx_files
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "diar1"
 
@@ -87,6 +91,7 @@ def test_invalid_data_stops_in_stage_2(recipe):
         (["--models", "fbank wavlm"], "unknown model 'wavlm'"),
         (["--redo", "maybe"], "--redo takes true, false or auto"),
         (["extra_positional"], "unexpected arguments: extra_positional"),
+        (["--models", "diarizen"], "model 'diarizen' in --models needs --init_from_diarizen"),
     ],
 )
 def test_bad_options(recipe, args, message):
@@ -110,3 +115,91 @@ def test_later_stage_without_outputs_of_earlier_ones(recipe):
     proc = run_diar(recipe, "--stage", "7", "--models", "teacher")
     assert proc.returncode == 1
     assert "exp/teacher/valid.loss.ave.pth does not exist" in proc.stdout
+
+
+# ------------------------------------------------------------------ --init_from_diarizen
+# tiny fine-tuning: one epoch of 2 s chunks (the import's finetune.yaml gives the rest)
+DIARIZEN_FINETUNE_ARGS = ("--batch_size 4 --max_epoch 1 --chunk_shift 2.0 --num_workers 0 "
+                          "--keep_nbest_models 1 --use_matplotlib false --seed 0")
+
+
+@pytest.fixture
+def diarizen_args(tmp_path):
+    """diar.sh options of a tiny released DiariZen model (with VBx files) and a random
+    WeSpeaker ResNet34, as a recipe's run.sh would be called (its own models and inference
+    config are replaced)."""
+    source = make_diarizen_dir(tmp_path / "diarizen-tiny")
+    write_vbx_files(source)
+    embedding = wespeaker_checkpoint(tmp_path / "wespeaker")
+    return ["--init_from_diarizen", str(source), "--diarizen_embedding_model", str(embedding),
+            "--diarizen_finetune_args", DIARIZEN_FINETUNE_ARGS,
+            "--models", "fbank teacher pruned", "--inference_config", "conf/recipe.yaml",
+            "--nj", "1", "--bench_seconds", "1"]
+
+
+def test_init_from_diarizen_stages_3_to_8_then_nothing_to_do(recipe, diarizen_args):
+    proc = run_diar(recipe, *diarizen_args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    exp = recipe / "exp"
+    for name in ("config.yaml", "model.pth", "wavlm.pt", "inference.yaml", "finetune.yaml",
+                 "plda.npz"):
+        assert (exp / "diarizen" / name).is_file(), name
+    assert not any((exp / name).exists() for name in ("fbank", "teacher", "prune", "pruned"))
+    assert "Stage 4: skipped (--init_from_diarizen" in out
+    assert "Stage 5: skipped (--init_from_diarizen" in out
+    assert stage_records(recipe) == ["1", "2", "3", "6", "7", "8"]
+
+    # the fine-tuning started from the import (an untouched buffer is identical) and trained
+    imported = torch.load(exp / "diarizen" / "model.pth", weights_only=True)
+    tuned = torch.load(exp / "diarizen_finetuned" / "valid.loss.ave.pth", weights_only=True)
+    key = "frontend.wavlm.feature_extractor.output_scale"
+    assert torch.equal(tuned[key], imported[key])
+    assert not torch.equal(tuned["classifier.weight"], imported["classifier.weight"])
+
+    # both diarized with the imported inference.yaml (not the recipe's), both scored
+    for name in ("diarizen", "diarizen_finetuned"):
+        rttm = exp / name / "decode_inference" / "test" / "rttm"
+        assert rttm.read_text().startswith("SPEAKER "), name
+        assert (exp / name / "wavlm_stats.json").is_file()
+    scores = json.loads((exp / "scores.json").read_text())
+    assert list(scores) == ["diarizen", "diarizen_finetuned"]
+    for entry in (scores["diarizen"]["test"], scores["diarizen_finetuned"]["test"]):
+        assert isinstance(entry["der"], float) and entry["params"] > 0
+    assert scores["diarizen"]["test"]["params"] == scores["diarizen_finetuned"]["test"]["params"]
+    results = (recipe / "RESULTS.md").read_text()
+    assert "|diarizen|" in results and "|diarizen_finetuned|" in results
+
+    # again: nothing imported, trained, diarized or scored
+    mtimes = {p: p.stat().st_mtime for p in (exp / "diarizen" / "model.pth",
+                                             exp / "diarizen_finetuned" / "valid.loss.ave.pth",
+                                             exp / "scores.json")}
+    proc = run_diar(recipe, *diarizen_args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert "Stage 3: skipped" in out and "Stage 6: skipped" in out and "Stage 8: skipped" in out
+    assert stage_records(recipe) == ["1", "2", "3", "6", "7", "8"]
+    assert {p: p.stat().st_mtime for p in mtimes} == mtimes
+
+
+@pytest.mark.parametrize(
+    "change, code, message",
+    [
+        ({"--init_from_diarizen": "/nonexistent/diarizen"}, 1,
+         "--init_from_diarizen /nonexistent/diarizen: not a DiariZen model directory"),
+        ({"--diarizen_embedding_model": ""}, 2,
+         "--init_from_diarizen needs --diarizen_embedding_model"),
+        ({"--diarizen_embedding_model": "/nonexistent/wespeaker.bin"}, 1,
+         "--diarizen_embedding_model /nonexistent/wespeaker.bin does not exist"),
+        ({"--models": "diarizen wavlm"}, 2, "unknown model 'wavlm'"),
+    ],
+)
+def test_init_from_diarizen_errors_before_anything_runs(recipe, diarizen_args, change, code,
+                                                        message):
+    args = list(diarizen_args)
+    for option, value in change.items():
+        args[args.index(option) + 1] = value
+    proc = run_diar(recipe, *args)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
+    assert not (recipe / "data").exists() and not (recipe / "exp").exists()

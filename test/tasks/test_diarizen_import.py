@@ -25,6 +25,7 @@ from diarizen_fixtures import (
     diarizen_shapes,
     distinct_state,
     make_diarizen_dir,
+    wespeaker_checkpoint,
     write_config_toml,
     write_vbx_files,
 )
@@ -96,6 +97,22 @@ def test_mapping_is_the_expected_one_for_a_few_keys(tmp_path):
     for theirs, mine in pairs.items():
         assert torch.equal(src[theirs], ours[mine]), (theirs, mine)
     assert not any(k.startswith("encoder.after_norm") for k in ours)
+
+
+def test_wavlm_file_is_the_imported_wavlm(tmp_path):
+    """wavlm.pt (what stage 8's wavlm_stats and wavlm_bench read) is model.pth's WavLM."""
+    from espnet_prune.wavlm.checkpoint import load_wavlm
+
+    summary = import_diarizen(make_diarizen_dir(tmp_path / "dz"), tmp_path / "exp")
+    assert summary["wavlm"] == str(tmp_path / "exp" / "wavlm.pt")
+    wavlm = load_wavlm(tmp_path / "exp" / "wavlm.pt")
+    ours = torch.load(tmp_path / "exp" / "model.pth", weights_only=True)
+    prefix = "frontend.wavlm."
+    assert sorted(wavlm.state_dict()) == sorted(k[len(prefix):] for k in ours
+                                                if k.startswith(prefix))
+    for key, value in wavlm.state_dict().items():
+        assert torch.equal(value, ours[prefix + key]), key
+    assert wavlm.config.kept_heads == [[0, 2, 3], [], [1, 3]]
 
 
 def test_unknown_key_and_wrong_shape_are_one_error_naming_the_key(tmp_path):
@@ -283,20 +300,6 @@ def test_no_vbx_files_fall_back_to_ahc_with_a_note(tmp_path):
 # ------------------------------------------------------------------ inference and fine-tuning
 def python(args, cwd, timeout=900):
     return run_module(args, cwd, timeout)
-
-
-def wespeaker_checkpoint(folder: Path) -> Path:
-    """A random WeSpeaker ResNet34 in pyannote's distribution layout."""
-    from espnet_prune.infer.wespeaker import WeSpeakerResNet34
-
-    torch.manual_seed(0)
-    state = WeSpeakerResNet34().state_dict()
-    folder.mkdir(parents=True)
-    torch.save({"state_dict": state,  # already "resnet.*", as in pyannote's checkpoint
-                "pyannote.audio": {"architecture": {
-                    "module": "pyannote.audio.models.embedding.wespeaker",
-                    "class": "WeSpeakerResNet34"}}}, folder / "pytorch_model.bin")
-    return folder / "pytorch_model.bin"
 
 
 def test_cli_import_then_diarize_and_fine_tune(tmp_path, tiny_data_dir):

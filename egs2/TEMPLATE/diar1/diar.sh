@@ -55,6 +55,11 @@ results_title=""     # title of RESULTS.md
 macro_average=false  # true: RESULTS.md and ${expdir}/macro_der.json get the macro average
                      # over the test sets (each counted once; the compound recipe's last column)
 
+# Start from a released DiariZen model (already fine-tuned and pruned) instead of stages 3-5
+init_from_diarizen=""        # its directory (config.toml, pytorch_model.bin, plda/)
+diarizen_embedding_model=""  # local copy of pyannote/wespeaker-voxceleb-resnet34-LM
+diarizen_finetune_args=""    # extra arguments of its fine-tuning (after --train_args)
+
 help_message=$(cat << EOF
 Usage: $0 --teacher_config <yaml> --prune_config <yaml> ... [options]
 
@@ -83,6 +88,19 @@ Options:
   --local_data_opts      options of local/data.sh
   --collar               scoring collar in seconds (default ${collar})
   --macro_average        true|false (default ${macro_average}): macro average over the test sets
+
+Starting from a released DiariZen model (e.g. BUT-FIT/diarizen-wavlm-base-s80-md, downloaded):
+  --init_from_diarizen DIR         the model directory (config.toml, pytorch_model.bin, plda/).
+      The models are then "diarizen" (as released) and "diarizen_finetuned" (or the one of
+      them --models names): stage 3 imports DIR into ${expdir}/diarizen (diarizen_import),
+      stages 4-5 are skipped (the model is already pruned), stage 6 fine-tunes the import on
+      --train_set with its finetune.yaml (DiariZen's chunking and learning rates) into
+      ${expdir}/diarizen_finetuned, stages 7-8 diarize and score both with the imported
+      inference.yaml (DiariZen's windows and VBx; edit it to change them; --inference_config
+      is not used)
+  --diarizen_embedding_model FILE  WeSpeaker ResNet34 of the speaker embeddings (a local copy of
+      pyannote/wespeaker-voxceleb-resnet34-LM: directory or pytorch_model.bin); required
+  --diarizen_finetune_args         extra diar_train arguments of stage 6 (e.g. "--max_epoch 2")
 EOF
 )
 
@@ -99,11 +117,36 @@ fi
 . ./cmd.sh
 
 has_model() { [[ " ${models} " == *" $1 "* ]]; }
-for name in ${models}; do
-    case "${name}" in fbank|teacher|pruned) ;; *)
-        log "error: unknown model '${name}' in --models (fbank, teacher, pruned)"; exit 2 ;;
-    esac
-done
+diarizen_dir="${expdir}/diarizen"
+diarizen_finetuned_dir="${expdir}/diarizen_finetuned"
+if [ -n "${init_from_diarizen}" ]; then
+    # the recipe's own models (its run.sh names them) give way to the released one
+    kept=""
+    for name in ${models}; do
+        case "${name}" in diarizen|diarizen_finetuned) kept+=" ${name}" ;;
+            fbank|teacher|pruned) ;;
+            *) log "error: unknown model '${name}' in --models (diarizen, diarizen_finetuned)"
+               exit 2 ;;
+        esac
+    done
+    models=${kept# }
+    if [ -z "${models}" ]; then models="diarizen diarizen_finetuned"; fi
+    log "--init_from_diarizen ${init_from_diarizen}: models ${models} (fbank, teacher and" \
+        "pruned are not trained)"
+    if [ -n "${inference_config}" ]; then
+        log "inference with ${diarizen_dir}/inference.yaml, not ${inference_config}"
+    fi
+    inference_config="${diarizen_dir}/inference.yaml"
+else
+    for name in ${models}; do
+        case "${name}" in fbank|teacher|pruned) ;;
+            diarizen|diarizen_finetuned)
+                log "error: model '${name}' in --models needs --init_from_diarizen"; exit 2 ;;
+            *) log "error: unknown model '${name}' in --models (fbank, teacher, pruned)"
+               exit 2 ;;
+        esac
+    done
+fi
 case "${redo}" in true|false|auto) ;; *) log "error: --redo takes true, false or auto"; exit 2 ;;
 esac
 case "${macro_average}" in true|false) ;; *)
@@ -150,10 +193,24 @@ distill_dir="${prune_dir}/post_distill"
 pruned_dir="${expdir}/pruned"
 model_dir() {
     case "$1" in fbank) echo "${fbank_dir}" ;; teacher) echo "${teacher_dir}" ;;
-        pruned) echo "${pruned_dir}" ;; esac
+        pruned) echo "${pruned_dir}" ;; diarizen) echo "${diarizen_dir}" ;;
+        diarizen_finetuned) echo "${diarizen_finetuned_dir}" ;; esac
 }
 # the trainer's last act is averaging the best checkpoints: that file marks a finished run
 final_model=valid.loss.ave.pth
+# model_file NAME: the weights stage 7 diarizes with
+model_file() {
+    if [ "$1" = diarizen ]; then echo "${diarizen_dir}/model.pth"
+    else echo "$(model_dir "$1")/${final_model}"; fi
+}
+# the import's files (diarizen_import writes finetune.yaml last)
+diarizen_files=("${diarizen_dir}/config.yaml" "${diarizen_dir}/model.pth"
+                "${diarizen_dir}/wavlm.pt" "${diarizen_dir}/inference.yaml"
+                "${diarizen_dir}/finetune.yaml")
+diarizen_imported() {
+    local f
+    for f in "${diarizen_files[@]}"; do [ -f "${f}" ] || return 1; done
+}
 inference_tag=decode
 if [ -n "${inference_config}" ]; then
     inference_tag="decode_$(basename "${inference_config}" | sed -e 's/\.ya\?ml$//')"
@@ -191,6 +248,25 @@ run_trainer() {
     fi
 }
 
+# what the import needs, checked before anything runs
+if [ -n "${init_from_diarizen}" ] && in_range 3 && { ! diarizen_imported || redo_stage 3; }; then
+    if [ ! -f "${init_from_diarizen}/config.toml" ] \
+        || [ ! -f "${init_from_diarizen}/pytorch_model.bin" ]; then
+        log "error: --init_from_diarizen ${init_from_diarizen}: not a DiariZen model directory" \
+            "(config.toml and pytorch_model.bin expected)"
+        exit 1
+    fi
+    if [ -z "${diarizen_embedding_model}" ]; then
+        log "error: --init_from_diarizen needs --diarizen_embedding_model (a local copy of" \
+            "pyannote/wespeaker-voxceleb-resnet34-LM)"
+        exit 2
+    fi
+    if [ ! -e "${diarizen_embedding_model}" ]; then
+        log "error: --diarizen_embedding_model ${diarizen_embedding_model} does not exist"
+        exit 1
+    fi
+fi
+
 # -------------------------------------------------------------------------------------------
 if in_range 1; then
     if [ -f "${datadir}/${train_set}/wav.scp" ] && ! redo_stage 1; then
@@ -218,7 +294,18 @@ if in_range 2; then
     if ${ran}; then end_stage; else log "Stage 2: skipped (${dumpdir}/*/reco2dur exist)"; fi
 fi
 
-if in_range 3; then
+if in_range 3 && [ -n "${init_from_diarizen}" ]; then
+    if diarizen_imported && ! redo_stage 3; then
+        log "Stage 3: skipped (${diarizen_dir} holds the imported DiariZen model)"
+    else
+        begin_stage 3 "importing the DiariZen model ${init_from_diarizen} into ${diarizen_dir}"
+        ${train_cmd} "${diarizen_dir}/import.log" ${python} -m espnet_prune.bin.diarizen_import \
+            --model_dir "${init_from_diarizen}" --output_dir "${diarizen_dir}" \
+            --embedding_model "${diarizen_embedding_model}"
+        require_file "${diarizen_files[@]}"
+        end_stage
+    fi
+elif in_range 3; then
     begin_stage 3 "training: $(for m in fbank teacher; do has_model $m && printf '%s ' $m; done)"
     ran=false
     if has_model fbank; then
@@ -261,6 +348,14 @@ if in_range 3; then
         fi
     fi
     if ${ran}; then end_stage; fi
+fi
+
+if [ -n "${init_from_diarizen}" ]; then
+    for n in 4 5; do
+        if in_range "${n}"; then
+            log "Stage ${n}: skipped (--init_from_diarizen: the released model is already pruned)"
+        fi
+    done
 fi
 
 if in_range 4 && has_model pruned; then
@@ -315,6 +410,21 @@ if in_range 6 && has_model pruned; then
     fi
 fi
 
+if in_range 6 && has_model diarizen_finetuned; then
+    if [ -f "${diarizen_finetuned_dir}/${final_model}" ] && ! redo_stage 6; then
+        log "Stage 6: skipped (${diarizen_finetuned_dir}/${final_model} exists)"
+    else
+        begin_stage 6 "fine-tuning the imported DiariZen model"
+        require_file "${diarizen_dir}/finetune.yaml" "${diarizen_dir}/model.pth"
+        # shellcheck disable=SC2086
+        run_trainer "${diarizen_finetuned_dir}/train.log" espnet_prune.bin.diar_train \
+            --config "${diarizen_dir}/finetune.yaml" --init_param "${diarizen_dir}/model.pth" \
+            --output_dir "${diarizen_finetuned_dir}" "${data_args[@]}" ${train_args} \
+            ${diarizen_finetune_args}
+        end_stage
+    fi
+fi
+
 if in_range 7; then
     begin_stage 7 "inference: models (${models}) x test sets (${test_sets})"
     ran=false
@@ -322,14 +432,15 @@ if in_range 7; then
     if ${gpu_inference}; then _ngpu=1; fi
     for name in ${models}; do
         mdir=$(model_dir "${name}")
+        mfile=$(model_file "${name}")
         for dset in ${test_sets}; do
             out="${mdir}/${inference_tag}/${dset}"
-            if [ -f "${out}/rttm" ] && [ "${out}/rttm" -nt "${mdir}/${final_model}" ] \
+            if [ -f "${out}/rttm" ] && [ "${out}/rttm" -nt "${mfile}" ] \
                 && ! redo_stage 7; then
                 log "${name} on ${dset}: done (${out}/rttm)"
                 continue
             fi
-            require_file "${mdir}/${final_model}" "${dumpdir}/${dset}/wav.scp"
+            require_file "${mfile}" "${dumpdir}/${dset}/wav.scp"
             rm -rf "${out}"
             mkdir -p "${out}/logdir"
             num_recs=$(wc -l < "${dumpdir}/${dset}/wav.scp")
@@ -346,7 +457,7 @@ if in_range 7; then
             # shellcheck disable=SC2086
             ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${out}/logdir/inference.JOB.log" \
                 ${python} -m espnet_prune.bin.diar_inference \
-                    --model_file "${mdir}/${final_model}" --train_config "${mdir}/config.yaml" \
+                    --model_file "${mfile}" --train_config "${mdir}/config.yaml" \
                     --wav_scp "${out}/logdir/wav.JOB.scp" --output_dir "${out}/logdir/output.JOB" \
                     --ngpu "${_ngpu}" "${inference_config_args[@]}" ${inference_args}
             mkdir -p "${out}/rttm_per_recording"
@@ -378,6 +489,8 @@ if in_range 8; then
             teacher) if [ -f "${prune_dir}/wavlm_teacher.pt" ]; then
                          echo "${prune_dir}/wavlm_teacher.pt"; else echo "${wavlm_init}"; fi ;;
             pruned) echo "${prune_dir}/wavlm_pruned.pt" ;;
+            # fine-tuning changes no structure, so both report the released WavLM's size
+            diarizen|diarizen_finetuned) echo "${diarizen_dir}/wavlm.pt" ;;
         esac
     }
     collected=()

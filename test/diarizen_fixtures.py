@@ -231,3 +231,17 @@ def write_vbx_files(folder: Path, dim: int = 256, lda_dim: int = 128, seed: int 
     np.savez(plda / "plda.npz", mu=0.1 * rng.normal(size=lda_dim), tr=tr,
              psi=np.sort(rng.uniform(0.1, 5.0, size=lda_dim))[::-1])
     return plda
+
+
+def wespeaker_checkpoint(folder: Path) -> Path:
+    """A random WeSpeaker ResNet34 in pyannote's distribution layout."""
+    from espnet_prune.infer.wespeaker import WeSpeakerResNet34
+
+    torch.manual_seed(0)
+    state = WeSpeakerResNet34().state_dict()
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": state,  # already "resnet.*", as in pyannote's checkpoint
+                "pyannote.audio": {"architecture": {
+                    "module": "pyannote.audio.models.embedding.wespeaker",
+                    "class": "WeSpeakerResNet34"}}}, folder / "pytorch_model.bin")
+    return folder / "pytorch_model.bin"
