@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "test" / "tasks"))  # the DiariZen-layout fixture generator
+sys.path.insert(0, str(ROOT / "test"))  # the DiariZen-layout fixture generator
 
 # released settings of diarizen-wavlm-base-s80-md (config.toml [inference] / [clustering])
 RELEASED_INFERENCE = {"seg_duration": 8, "segmentation_step": 0.1, "batch_size": 32,
