@@ -23,6 +23,8 @@ MODEL_DESCRIPTIONS = {
     "fbank": "fbank baseline (80-dim fbank + Conformer)",
     "teacher": "WavLM + Conformer, fine-tuned (teacher)",
     "pruned": "pruned WavLM + Conformer (pruned, distilled, fine-tuned)",
+    "diarizen": "released DiariZen model, imported as is (diar.sh --init_from_diarizen)",
+    "diarizen_finetuned": "released DiariZen model, fine-tuned on this recipe's train set",
 }
 
 
