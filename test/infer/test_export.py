@@ -108,3 +108,19 @@ def test_missing_onnxruntime_is_one_line_error(exported, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(ConfigError, match=f"{path}: .*needs the onnxruntime package"):
         onnx_segmentation(path)
+
+
+def test_waveform_normalising_wavlm_exports(tmp_path, one_torch_thread):
+    """Large-type WavLMs normalise each window over its own length: a per-row loop in PyTorch,
+    :func:`masked_wave_norm` in the graph."""
+    import copy
+
+    (unpruned, _), encoder_conf = PRESETS["tiny"]
+    model = copy.deepcopy(build_model(unpruned, encoder_conf))
+    model.frontend.wavlm.config.normalize_waveform = True
+    path = export_onnx(model, tmp_path / "normalising.onnx")
+    speech, lengths = batch(CASES["three"], 3 * RATE)
+    speech *= 5.0  # the normalisation matters: the model sees another scale without it
+    reference = pytorch_log_probs(model, speech, lengths)
+    log_probs = onnx_segmentation(path, num_threads=1)[0](speech, lengths)
+    assert np.abs(log_probs - reference).max() <= TOLERANCE
