@@ -173,12 +173,13 @@ def export_model_file(model_file: str, train_config: str, output: str,
     """``diar_export``: the trained model (train config + model file) → ``output`` (.onnx);
     returns the largest |log-prob| difference of the written graph against PyTorch on an
     example batch (one full and one partial window)."""
-    from espnet_prune.infer.run import load_model
+    from espnet_prune.tasks.diar import PowersetDiarizationTask
+    from espnet_prune.tasks.model_file import load_trained_model
 
     if quantize not in QUANTIZE_CHOICES:
         raise ConfigError(f"unknown quantisation {quantize!r}; choose from {QUANTIZE_CHOICES}")
     _check_onnxruntime(output)
-    model = load_model(train_config, model_file, "cpu")
+    model = load_trained_model(PowersetDiarizationTask, train_config, model_file, "cpu")
     export_quantized(model, output, quantize)
     speech, lengths = example_batch(model, seconds=3.0)
     import torch
@@ -268,9 +269,9 @@ def check_train_config(segmenter: OnnxSegmenter, train_config) -> None:
     """A train config given with an ONNX model must describe the same frame geometry and
     powerset as the file's metadata (a mismatch is one line naming both files)."""
     from espnet_prune.diar.frontends import frame_geometry
-    from espnet_prune.infer.run import load_inference_config
+    from espnet_prune.tasks.model_file import read_train_config
 
-    conf = load_inference_config(train_config)  # a YAML mapping, with its one-line errors
+    conf = read_train_config(train_config)  # a YAML mapping, with its one-line errors
     model_conf = conf.get("model_conf") or {}
     expected = {
         "frame geometry": frame_geometry(conf.get("frontend", ""), conf.get("frontend_conf")),
