@@ -95,7 +95,13 @@ def example_batch(model, seconds: float = 4.0, sample_rate: int = 16000, seed: i
 
 def export_onnx(model, path, with_hidden: bool = False, opset: int = OPSET) -> Path:
     """Write ``model`` (a :class:`PowersetDiarizationModel`, on CPU) as an fp32 ONNX graph with
-    dynamic batch and time axes and the :func:`model_metadata`; returns the path."""
+    dynamic batch and time axes and the :func:`model_metadata`; returns the path. Only the
+    ``wavlm_prunable`` frontend is traced shape-generically (fbank loops over the batch)."""
+    from espnet_prune.diar.frontends import WavLMPrunableFrontend
+
+    if not isinstance(model.frontend, WavLMPrunableFrontend):
+        raise ConfigError(f"{path}: ONNX export supports the wavlm_prunable frontend only, "
+                          f"not {type(model.frontend).__name__}")
     model = model.cpu().eval()
     hidden = _Hidden() if with_hidden else None
     hook = model.encoder.register_forward_hook(hidden) if with_hidden else None

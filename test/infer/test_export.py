@@ -124,3 +124,16 @@ def test_waveform_normalising_wavlm_exports(tmp_path, one_torch_thread):
     reference = pytorch_log_probs(model, speech, lengths)
     log_probs = onnx_segmentation(path, num_threads=1)[0](speech, lengths)
     assert np.abs(log_probs - reference).max() <= TOLERANCE
+
+
+def test_other_frontends_are_refused(tmp_path):
+    from espnet_prune.diar.encoder import PowersetConformerEncoder
+    from espnet_prune.diar.frontends import FbankFrontend
+    from espnet_prune.diar.model import PowersetDiarizationModel
+
+    model = PowersetDiarizationModel(FbankFrontend(n_mels=8),
+                                     PowersetConformerEncoder(output_size=8, attention_heads=2,
+                                                              linear_units=8, num_blocks=1))
+    with pytest.raises(ConfigError, match="fbank.onnx: .*wavlm_prunable frontend only"):
+        export_onnx(model, tmp_path / "fbank.onnx")
+    assert not (tmp_path / "fbank.onnx").exists()
