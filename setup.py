@@ -18,6 +18,7 @@ CONSOLE_SCRIPTS = [
         "diar_train",
         "diar_prune",
         "diar_inference",
+        "diar_export",
         "diar_score",
         "diar_bench",
     )
@@ -38,7 +39,8 @@ setup(
         "pyyaml",
         "tqdm",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    # diar_export and diar_inference --backend onnxruntime (versions: tools/requirements.txt)
+    extras_require={"test": ["pytest", "ruff"], "onnx": ["onnx", "onnxruntime"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
     license="Apache-2.0",
 )

@@ -6,7 +6,9 @@ recording in which nothing is detected gets an empty per-recording file and no l
 :class:`espnet_prune.infer.pipeline.InferenceConfig` plus ``embedding: {name, conf}``
 (``resemblyzer``, or ``wespeaker_resnet34`` with ``conf: {checkpoint: DIR_OR_FILE}``) and
 ``clustering: {name: ahc|vbx, ...}`` (VBx needs ``plda: FILE.npz`` from ``diar_plda``).
-The model is ``build_model_from_file(train_config)`` with ``model_file`` loaded strictly.
+The model is ``build_model_from_file(train_config)`` with ``model_file`` loaded strictly, or,
+with ``--backend onnxruntime``, the ONNX file ``diar_export`` wrote (its metadata gives the
+frame geometry and powerset; see :mod:`espnet_prune.infer.export`).
 The run itself is :func:`espnet_prune.infer.run.diarize`.
 """
 
@@ -16,13 +18,22 @@ import argparse
 
 from espnet_prune.utils.cli import command, run_main
 
+BACKENDS = ("pytorch", "onnxruntime")
+
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model_file", required=True, help="e.g. EXP/valid.loss.ave.pth")
-    parser.add_argument("--train_config", required=True, help="EXP/config.yaml")
+    parser.add_argument("--model_file", required=True,
+                        help="e.g. EXP/valid.loss.ave.pth; with --backend onnxruntime the "
+                        ".onnx file diar_export wrote")
+    parser.add_argument("--train_config", default=None,
+                        help="EXP/config.yaml (required with --backend pytorch; with "
+                        "onnxruntime optional: checked against the ONNX file's metadata)")
+    parser.add_argument("--backend", default="pytorch", choices=BACKENDS,
+                        help="run the segmentation model in PyTorch or, exported, in "
+                        "onnxruntime (CPU)")
     parser.add_argument("--wav_scp", required=True)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--config", default=None, help="inference YAML (see module docstring)")

@@ -314,7 +314,8 @@ class WavLMPrunableFrontend(DiarFrontend):
         if lengths is not None:
             frame_lengths = torch.minimum(frame_lengths, lengths.to(frame_lengths.device))
         feats = self.layer_sum(hidden_states)
-        return feats[:, : int(frame_lengths.max())], frame_lengths
+        # a 0-dim tensor bound, not int(): an exported graph (ONNX) keeps the slice dynamic
+        return feats[:, : frame_lengths.max()], frame_lengths
 
 
 FRONTENDS: dict[str, type[DiarFrontend]] = {

@@ -146,12 +146,13 @@ def resolve_device(ngpu: int) -> str:
     return "cuda"
 
 
-def diarize(model_file: str, train_config: str, wav_scp: str, output_dir: str,
+def diarize(model_file: str, wav_scp: str, output_dir: str, train_config: str | None = None,
             config: str | None = None, ngpu: int = 0, num_speakers: int | None = None,
             min_speakers: int | None = None, max_speakers: int | None = None,
-            no_progress: bool = False) -> dict:
+            no_progress: bool = False, backend: str = "pytorch") -> dict:
     """Diarize every recording of ``wav_scp`` into ``output_dir`` (``diar_inference``'s options:
-    ``config`` is the inference YAML, the speaker counts override its own); returns the
+    ``config`` is the inference YAML, the speaker counts override its own; ``backend``
+    ``onnxruntime`` runs the ONNX file ``model_file`` instead of the PyTorch model); returns the
     segments per recording."""
     from espnet_prune.infer.clustering import check_speaker_bounds
     from espnet_prune.infer.pipeline import DiarizationPipeline
@@ -160,6 +161,12 @@ def diarize(model_file: str, train_config: str, wav_scp: str, output_dir: str,
     from espnet_prune.utils.io import check_output_dir
 
     # everything a user can get wrong fails here, in seconds, before the model is loaded
+    if backend not in ("pytorch", "onnxruntime"):
+        raise ConfigError(f"unknown backend {backend!r} (pytorch, onnxruntime)")
+    if backend == "pytorch" and train_config is None:
+        raise ConfigError("--train_config is required with --backend pytorch")
+    if backend == "onnxruntime" and ngpu != 0:
+        raise ConfigError("--backend onnxruntime runs on CPU: use --ngpu 0")
     inference_conf = load_inference_config(config)
     counts = {"num_speakers": num_speakers, "min_speakers": min_speakers,
               "max_speakers": max_speakers}
@@ -173,9 +180,17 @@ def diarize(model_file: str, train_config: str, wav_scp: str, output_dir: str,
     check_output_dir(output_dir)  # a file, or not writable: one line, nothing written
     pipeline_config, embedding, clustering = build_pipeline_parts(inference_conf, counts)
     device = resolve_device(ngpu)
-    model = load_model(train_config, model_file, device)
+    if backend == "onnxruntime":
+        from espnet_prune.infer.export import OnnxSegmenter, check_train_config
+
+        model = OnnxSegmenter(model_file)
+        if train_config is not None:
+            check_train_config(model, train_config)
+        segmentation, to_multilabel = model.segmentation, model.to_multilabel
+    else:
+        model = load_model(train_config, model_file, device)
+        segmentation, to_multilabel = model_segmentation(model, device)
     embedding = embedding.to(device)
-    segmentation, to_multilabel = model_segmentation(model, device)
     pipeline = DiarizationPipeline(
         segmentation, to_multilabel, model.frame_shift, model.frame_length, embedding,
         clustering, pipeline_config, progress=not no_progress,

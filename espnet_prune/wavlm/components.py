@@ -36,10 +36,27 @@ def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
     return _ScaleGrad.apply(x, scale)
 
 
+def is_exporting() -> bool:
+    """True while a graph is being traced or exported (ONNX): code paths that branch on
+    tensor values or loop over the batch then take a shape-generic path of the same values."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
+
+
+def masked_wave_norm(wav: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5):
+    """Per-row waveform layer norm over the first ``lengths[b]`` samples, zeros after them (what
+    ``F.layer_norm(wav[b, :n], (n,))`` row by row gives, up to float rounding)."""
+    keep = (torch.arange(wav.shape[-1], device=wav.device)[None, :] < lengths[:, None])
+    keep = keep.to(wav.dtype)
+    count = lengths.to(wav.dtype).clamp_min(1.0)[:, None]
+    mean = (wav * keep).sum(-1, keepdim=True) / count
+    var = ((wav - mean).pow(2) * keep).sum(-1, keepdim=True) / count
+    return (wav - mean) * torch.rsqrt(var + eps) * keep
+
+
 def masked_layer_norm(x, keep, weight, bias, eps):
     """LayerNorm over the last dim, with statistics over ``keep`` (bool [C]) units only."""
-    if keep is None:
-        return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+    if keep is None:  # the weight's (fixed) size, not x's: a traced shape is no constant size
+        return F.layer_norm(x, weight.shape, weight, bias, eps)
     w = keep.to(x.dtype)
     n = w.sum().clamp_min(1.0)
     mean = (x * w).sum(-1, keepdim=True) / n

@@ -12,6 +12,8 @@ from espnet_prune.wavlm.components import (
     EncoderLayer,
     FeatureProjection,
     PositionalConv,
+    is_exporting,
+    masked_wave_norm,
     relative_position_buckets,
     scale_grad,
 )
@@ -164,7 +166,9 @@ class WavLM(nn.Module):
             frame_lengths = self.frame_lengths(lengths)
             frames = torch.arange(features.shape[1], device=wav.device)
             padding = frames[None, :] >= frame_lengths[:, None]
-            if not padding.any():
+            # a graph being exported keeps the mask (the batch at export time may be full):
+            # an all-False mask changes no value, it only adds zeros to the attention bias
+            if not is_exporting() and not padding.any():
                 padding = None
         x = self.feature_projection(features, conv_mask)
         return self.encoder(x, padding), frame_lengths
@@ -175,6 +179,8 @@ class WavLM(nn.Module):
     def _normalize(wav, lengths):
         if lengths is None:
             return F.layer_norm(wav, wav.shape[-1:])
+        if is_exporting():  # no per-row loop: the graph's batch size is not fixed
+            return masked_wave_norm(wav, torch.as_tensor(lengths, device=wav.device))
         out = torch.zeros_like(wav)
         for i, n in enumerate(torch.as_tensor(lengths).tolist()):
             out[i, :n] = F.layer_norm(wav[i, :n], (n,))

@@ -30,6 +30,26 @@ def test_light_cli_does_not_import_espnet2(name):
     assert "HEAVY []" in result.stdout, result.stdout[-500:]
 
 
+@pytest.mark.parametrize("name", LIGHT_CLIS + ["diar_inference"])
+def test_cli_does_not_import_onnx(name):
+    """onnx/onnxruntime are needed by diar_export and --backend onnxruntime only."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['{name}', '--help']\n"
+        "try:\n"
+        f"    runpy.run_module('espnet_prune.bin.{name}', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "import espnet_prune.infer.run, espnet_prune.diar.powerset\n"
+        "onnx = sorted({m.split('.')[0] for m in sys.modules} & {'onnx', 'onnxruntime'})\n"
+        "print('ONNX', onnx)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert "ONNX []" in result.stdout, result.stdout[-500:] + result.stderr[-2000:]
+
+
 def test_espnet_clis_start_quietly():
     """Importing ESPnet pulls in g2p_en (NLTK download attempt: 8 lines of ``[nltk_data]``
     errors offline) and prints a flash_attn notice; neither may reach the user."""
