@@ -179,13 +179,13 @@ def export_model_file(model_file: str, train_config: str, output: str,
     """``diar_export``: the trained model (train config + model file) → ``output`` (.onnx);
     returns the largest |log-prob| difference of the written graph against PyTorch on an
     example batch (one full and one partial window)."""
-    from espnet_prune.tasks.diar import PowersetDiarizationTask
+    from espnet_prune.diar.build import build_diarization_model
     from espnet_prune.tasks.model_file import load_trained_model
 
     if quantize not in QUANTIZE_CHOICES:
         raise ConfigError(f"unknown quantisation {quantize!r}; choose from {QUANTIZE_CHOICES}")
     _check_onnxruntime(output)
-    model = load_trained_model(PowersetDiarizationTask, train_config, model_file, "cpu")
+    model = load_trained_model(build_diarization_model, train_config, model_file, "cpu")
     export_quantized(model, output, quantize)
     speech, lengths = example_batch(model, seconds=3.0)
     import torch
