@@ -20,6 +20,7 @@ weights of the matrix products (activations quantised on the fly).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
@@ -138,6 +139,24 @@ def _export(model, graph, path, with_hidden: bool, opset: int) -> None:
         onnx.save(proto, str(tmp))
 
 
+@contextlib.contextmanager
+def _without_preprocess_advice():
+    """onnxruntime logs "Please consider to run pre-processing before quantization" on the
+    root logger on every call; its shape inference and graph fusions are what onnxruntime's
+    session applies at load time anyway (graph optimisation level ALL), so the line is noise
+    here. Every other message passes."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
 def quantize_int8(source, output) -> Path:
     """onnxruntime's dynamic int8 quantisation of ``source`` (signed weights, per tensor),
     metadata kept; returns ``output``."""
@@ -148,7 +167,7 @@ def quantize_int8(source, output) -> Path:
 
     metadata = {p.key: p.value for p in onnx.load(str(source), load_external_data=False)
                 .metadata_props}
-    with atomic_path(output, make_parents=True) as tmp:
+    with atomic_path(output, make_parents=True) as tmp, _without_preprocess_advice():
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8,
                          op_types_to_quantize=list(INT8_OP_TYPES))
         proto = onnx.load(str(tmp))
