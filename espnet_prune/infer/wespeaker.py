@@ -286,8 +286,12 @@ class WeSpeakerEmbedding(SpeakerEmbedding):
     window, through the trunk once, shared by its local speakers) or ``recording`` (the trunk
     runs once over the recording, block by block, and each window pools its slice of the
     frame features: :class:`RecordingTrunk`; fbank means removed over a sliding
-    ``cmn_seconds`` span, 0 for none). Measured effect of ``recording`` (random ResNet
-    weights; ``espnet_prune/infer/BENCHMARKS.md``, "Embedding stage"): SEE_BENCHMARKS.
+    ``cmn_seconds`` span, 0 for none). Measured (``espnet_prune/infer/BENCHMARKS.md``,
+    "Embedding stage"; random ResNet weights, mini_meeting test set, step 2 s): the embedding
+    stage ≈ 6× cheaper at the paper's 0.8 s step; cosine to the reference's embedding of the
+    same (window, speaker) median 0.999, 5 % below 0.994, minimum 0.89 (whole-recording CMN
+    slightly further, none much further: median 0.84); DER unchanged there, but with random
+    weights every mode put all embeddings into one cluster, so the DER effect is unmeasured.
     """
 
     dimension = EMBEDDING_DIM
