@@ -4,8 +4,8 @@ and the WavLM forward speed that ``wavlm_bench`` measures and recipe stage 8 rep
 The model is the paper's EEND model around a WavLM of a given shape (``base_plus`` unpruned,
 ``base_plus_s80``: the released 80 %-sparse Base+ structure), fed through the same
 :class:`~espnet_prune.infer.pipeline.DiarizationPipeline` as real inference, with resemblyzer
-embeddings and AHC. The recording is synthetic speech-like audio (harmonic "voices" taking
-turns, with overlaps and pauses).
+or WeSpeaker ResNet34 (random weights) embeddings and AHC. The recording is synthetic
+speech-like audio (harmonic "voices" taking turns, with overlaps and pauses).
 
 A WavLM *speed record* (:func:`forward_speed`, one per model) is the one JSON schema of a
 forward-time measurement: ``seconds_per_audio_second`` (median forward time / seconds of
@@ -273,29 +273,81 @@ class Timed:
     def __init__(self, function):
         self.function, self.seconds = function, 0.0
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         start = time.perf_counter()
         try:
-            return self.function(*args)
+            return self.function(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - start
 
 
+class TimedMethods:
+    """A stand-in for ``target`` (called like it) whose listed methods add their wall time to
+    :meth:`total`; every other attribute is the target's, so the pipeline sees the same
+    extractor or clustering."""
+
+    def __init__(self, target, methods: tuple[str, ...]):
+        self.target = target
+        self.timers = {name: Timed(getattr(target, name)) for name in methods
+                       if hasattr(target, name)}
+
+    def __getattr__(self, name):
+        timers = self.__dict__.get("timers", {})
+        return timers[name] if name in timers else getattr(self.target, name)
+
+    def __call__(self, *args, **kwargs):
+        return self.timers["__call__"](*args, **kwargs)
+
+    def total(self) -> float:
+        return sum(timer.seconds for timer in self.timers.values())
+
+
+EMBEDDING_NAMES = ("resemblyzer", "wespeaker_resnet34")
+
+
+def build_bench_embedding(name: str, folder: str, **conf):
+    """The embedding extractor ``name``; the ResNet34 with random weights (timing only),
+    written to a checkpoint in ``folder``."""
+    import torch
+
+    from espnet_prune.errors import ConfigError
+    from espnet_prune.infer.embeddings import build_embedding
+
+    if name not in EMBEDDING_NAMES:
+        raise ConfigError(f"--embedding takes one of {EMBEDDING_NAMES}, got {name!r}")
+    if name == "wespeaker_resnet34":
+        from espnet_prune.infer.wespeaker import WeSpeakerResNet34
+
+        torch.manual_seed(0)
+        path = Path(folder) / "wespeaker_random.pt"
+        torch.save({"state_dict": WeSpeakerResNet34().state_dict()}, path)
+        conf = dict(conf, checkpoint=str(path))
+    return build_embedding(name, **conf)
+
+
 def run_pipeline(model, audio: np.ndarray, turns, window: float, step: float | None,
-                 batch_size: int, embedding=None) -> dict:
-    """Diarize ``audio`` once; wall time split into segmentation, embeddings and the rest."""
+                 batch_size: int, embedding=None, segmentation=None) -> dict:
+    """Diarize ``audio`` once; wall time split into segmentation, embeddings, clustering and
+    the rest, each also as a percentage of the whole.
+
+    ``model`` gives the frame grid and the powerset; ``segmentation`` (``(batch [B, T]
+    float32, lengths [B] int64) -> log-probs [B, F, C]``) is what is timed for the model,
+    by default ``model``'s PyTorch forward (another backend, e.g. an exported model, can be
+    passed instead). ``embedding``: an extractor (default resemblyzer).
+    """
     from espnet_prune.infer.clustering import AgglomerativeClustering
     from espnet_prune.infer.embeddings import ResemblyzerEmbedding
     from espnet_prune.infer.pipeline import DiarizationPipeline, InferenceConfig
     from espnet_prune.infer.run import model_segmentation
 
     config = InferenceConfig(window=window, step=step, batch_size=batch_size)
-    network, to_multilabel = model_segmentation(model, "cpu")
-    network = Timed(network)
-    embedding = Timed(embedding or ResemblyzerEmbedding())
+    model_forward, to_multilabel = model_segmentation(model, "cpu")
+    network = Timed(segmentation or model_forward)
+    embedding = TimedMethods(embedding or ResemblyzerEmbedding(), ("__call__", "embed_masked"))
+    clustering = TimedMethods(AgglomerativeClustering(), ("space", "centroids"))
     pipeline = DiarizationPipeline(
-        None, to_multilabel, model.frame_shift, model.frame_length, embedding,
-        AgglomerativeClustering(), config,
+        None, to_multilabel, model.frame_shift, model.frame_length, embedding, clustering,
+        config,
     )
     pipeline.segmentation = ReferenceActivity(
         network, turns, len(audio), pipeline.window_starts(len(audio))[2], model.frame_shift,
@@ -306,18 +358,22 @@ def run_pipeline(model, audio: np.ndarray, turns, window: float, step: float | N
     total = time.perf_counter() - start
     cpu = cpu_seconds() - cpu_start
     duration = len(audio) / RATE
-    return {
+    parts = {"segmentation": network.seconds, "embedding": embedding.total(),
+             "clustering": clustering.total()}
+    parts["other"] = total - sum(parts.values())
+    result = {
         "audio_seconds": duration,
         "windows": int(len(pipeline.window_starts(len(audio))[2])),
         "wall_seconds": round(total, 3),
         "rtf": round(total / duration, 4),
         "cpu_seconds": round(cpu, 3),
         "cpu_rtf": round(cpu / duration, 4),
-        "segmentation_seconds": round(network.seconds, 3),
-        "embedding_seconds": round(embedding.seconds, 3),
-        "other_seconds": round(total - network.seconds - embedding.seconds, 3),
-        "speakers_found": len({s.speaker for s in segments}),
     }
+    result.update({f"{name}_seconds": round(seconds, 3) for name, seconds in parts.items()})
+    result.update({f"{name}_percent": round(100 * seconds / total, 1)
+                   for name, seconds in parts.items()})
+    result["speakers_found"] = len({s.speaker for s in segments})
+    return result
 
 
 def cpu_seconds() -> float:
@@ -333,8 +389,43 @@ def peak_rss_mb() -> float:
 
 
 # ------------------------------------------------------------ the diar_bench command's benchmark
+# --models rows: name -> (WavLM shape "unpruned"|"pruned", segmentation backend). A backend is
+# None (the PyTorch model's forward) or a function model -> segmentation callable
+# ``(batch [B, T] float32, lengths [B] int64) -> log_probs [B, F, C]`` (e.g. an exported model
+# of the same shape); its time is the "segmentation" column.
+def onnx_backend(quantize: str):
+    """Backend factory: the model exported to ONNX (``quantize`` ``none`` or ``int8``, as
+    ``diar_export`` writes it) and run by onnxruntime with torch's thread count."""
+
+    def segmentation(model):
+        import torch
+
+        from espnet_prune.infer.export import export_quantized, onnx_segmentation
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "model.onnx"
+            export_quantized(model, path, quantize)
+            return onnx_segmentation(path, torch.get_num_threads())[0]  # session in memory
+
+    return segmentation
+
+
+MODEL_ROWS = {
+    "unpruned": ("unpruned", None),
+    "pruned": ("pruned", None),
+    "pruned_onnx": ("pruned", onnx_backend("none")),
+    "pruned_int8": ("pruned", onnx_backend("int8")),
+}
+
+
+def embedding_conf(embedding: str, trunk: str) -> dict:
+    """The extractor's conf: the ResNet34 takes the ``trunk`` choice."""
+    return {"trunk": trunk} if embedding == "wespeaker_resnet34" else {}
+
+
 def memory_run(preset: str, memory_duration: float, memory_model: str, threads: int,
-               window: float, step: float | None, batch_size: int) -> dict:
+               window: float, step: float | None, batch_size: int,
+               embedding: str = "resemblyzer", trunk: str = "window") -> dict:
     """Diarize a long synthetic recording streamed from a WAV file, as diar_inference does, and
     report the pipeline figures with this process's peak RSS. Run it in a fresh process
     (:func:`measure_memory`) so that ``ru_maxrss`` is this run's peak alone."""
@@ -344,13 +435,18 @@ def memory_run(preset: str, memory_duration: float, memory_model: str, threads: 
 
     torch.set_num_threads(threads)
     (unpruned, pruned), encoder_conf = PRESETS[preset]
-    name = pruned if memory_model == "pruned" else unpruned
+    shape, backend = MODEL_ROWS[memory_model]
+    name = pruned if shape == "pruned" else unpruned
     model = build_model(name, encoder_conf)
+    segmentation = backend(model) if backend else None
     with tempfile.TemporaryDirectory() as folder:
         path = f"{folder}/long.wav"
         turns = write_synthetic_wav(path, memory_duration, seed=1)
-        result = run_pipeline(model, WavFileAudio(path), turns, window, step, batch_size)
-    result.update(wavlm=name, peak_rss_mb=round(peak_rss_mb(), 1))
+        extractor = build_bench_embedding(embedding, folder, **embedding_conf(embedding, trunk))
+        result = run_pipeline(model, WavFileAudio(path), turns, window, step, batch_size,
+                              embedding=extractor, segmentation=segmentation)
+    result.update(model=memory_model, wavlm=name, embedding=embedding,
+                  peak_rss_mb=round(peak_rss_mb(), 1))
     return result
 
 
@@ -377,33 +473,41 @@ def measure_memory(**run) -> dict:
     return result
 
 
+PARTS = ("segmentation", "embedding", "clustering", "other")
+
+
 def print_pipeline_table(results: dict) -> None:
     """The diar_bench table: one row per model, then the peak-RSS line."""
-    rows = [("model", "params", "GMACs/s", "RTF", "CPU-RTF", "seg s", "emb s", "other s",
-             "windows")]
+    rows = [("model", "params", "GMACs/s", "RTF", "CPU-RTF", "seg s (%)", "emb s (%)",
+             "clust s (%)", "other s (%)", "windows")]
     for name, r in results["rtf"].items():
         rows.append((f"{name} ({r['wavlm']})", f"{r['params'] / 1e6:.1f}M",
                      f"{r['macs_per_second'] / 1e9:.2f}", f"{r['rtf']:.3f}",
                      f"{r['cpu_rtf']:.3f}",
-                     f"{r['segmentation_seconds']:.1f}", f"{r['embedding_seconds']:.1f}",
-                     f"{r['other_seconds']:.1f}", str(r["windows"])))
+                     *(f"{r[part + '_seconds']:.1f} ({r[part + '_percent']:.0f} %)"
+                       for part in PARTS),
+                     str(r["windows"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
     memory = results.get("memory")
     if memory:
+        model = memory.get("model", memory["wavlm"])
         print(f"peak RSS {memory['peak_rss_mb']:.0f} MB for {memory['audio_seconds']:.0f} s "
-              f"({memory['wavlm']}, step {memory['step']} s, RTF {memory['rtf']:.3f})")
+              f"({model}, {memory['embedding']}, step {memory['step']} s, "
+              f"RTF {memory['rtf']:.3f})")
 
 
 def benchmark_pipeline(preset: str = "base_plus", duration: float = 600.0,
                        memory_duration: float = 7200.0, memory_model: str = "pruned",
                        models: str = "unpruned,pruned", threads: int = 2, window: float = 8.0,
                        step: float | None = None, memory_step: float | None = None,
-                       batch_size: int = 8, json_path: str | None = None) -> dict:
-    """The diar_bench command: RTF of the pipeline with the unpruned and/or pruned WavLM shape
-    on a synthetic recording of ``duration`` s, then (``memory_duration`` > 0) the peak RSS of
-    a streamed long recording in a child process; prints the table and the JSON."""
+                       batch_size: int = 8, json_path: str | None = None,
+                       embedding: str = "resemblyzer", trunk: str = "window") -> dict:
+    """The diar_bench command: RTF of the pipeline with each model of ``models`` (rows of
+    :data:`MODEL_ROWS`) on a synthetic recording of ``duration`` s, then (``memory_duration``
+    > 0) the peak RSS of a streamed long recording in a child process; prints the table and
+    the JSON. ``embedding``: one of :data:`EMBEDDING_NAMES` (``trunk``: the ResNet34's)."""
     import json
     import sys
 
@@ -413,31 +517,43 @@ def benchmark_pipeline(preset: str = "base_plus", duration: float = 600.0,
 
     torch.set_num_threads(threads)
     names = [m.strip() for m in models.split(",") if m.strip()]
-    if not set(names) <= {"unpruned", "pruned"}:
-        raise ConfigError(f"--models takes unpruned and/or pruned, got {models!r}")
+    if not set(names) <= set(MODEL_ROWS):
+        raise ConfigError(f"--models takes some of {', '.join(MODEL_ROWS)}, got {models!r}")
+    if embedding not in EMBEDDING_NAMES:
+        raise ConfigError(f"--embedding takes one of {EMBEDDING_NAMES}, got {embedding!r}")
     (unpruned, pruned), encoder_conf = PRESETS[preset]
     audio, turns = synthetic_recording(duration)
     results = {
         "config": {"preset": preset, "duration": duration, "threads": threads, "window": window,
                    "step": step if step is not None else 0.1 * window,
-                   "batch_size": batch_size, "embedding": "resemblyzer", "clustering": "ahc"},
+                   "batch_size": batch_size, "embedding": embedding, "clustering": "ahc"},
         "rtf": {},
     }
+    if embedding == "wespeaker_resnet34":
+        results["config"]["trunk"] = trunk
+        results["config"]["embedding_weights"] = "random"
     for name in names:
-        wavlm_name = unpruned if name == "unpruned" else pruned
+        shape, backend = MODEL_ROWS[name]
+        wavlm_name = unpruned if shape == "unpruned" else pruned
         model = build_model(wavlm_name, encoder_conf)
         wavlm = model.frontend.wavlm
         result = {"wavlm": wavlm_name, "params": wavlm.num_params(),
                   "macs_per_second": wavlm.macs_per_second()}
-        result.update(run_pipeline(model, audio, turns, window, step, batch_size))
+        segmentation = backend(model) if backend else None
+        with tempfile.TemporaryDirectory() as folder:
+            extractor = build_bench_embedding(embedding, folder,
+                                              **embedding_conf(embedding, trunk))
+            result.update(run_pipeline(model, audio, turns, window, step, batch_size,
+                                       embedding=extractor, segmentation=segmentation))
         results["rtf"][name] = result
         print(f"{name}: {json.dumps(result)}", file=sys.stderr, flush=True)
-        del model
+        del model, segmentation, extractor
     if memory_duration > 0:
         results["memory"] = measure_memory(
             preset=preset, memory_duration=memory_duration, memory_model=memory_model,
             threads=threads, window=window,
-            step=memory_step if memory_step is not None else step, batch_size=batch_size)
+            step=memory_step if memory_step is not None else step, batch_size=batch_size,
+            embedding=embedding, trunk=trunk)
     print_pipeline_table(results)
     text = json.dumps(results, indent=1)
     print(text)

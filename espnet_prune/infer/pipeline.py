@@ -184,7 +184,8 @@ class DiarizationPipeline:
                     count_sum, coverage, packed, frames, owners, clean,
                 )]
             if requests:
-                embeddings.append(self._embed(batch, lengths, pieces, requests))
+                embeddings.append(self._embed(batch, lengths, pieces, requests, batch_starts,
+                                              audio))
             if bar is not None:
                 bar.update(len(batch_starts))
         if bar is not None:
@@ -247,7 +248,7 @@ class DiarizationPipeline:
         return masks
 
     def _embed(self, batch: np.ndarray, lengths: np.ndarray, pieces: list[np.ndarray],
-               requests) -> np.ndarray:
+               requests, starts: np.ndarray, audio) -> np.ndarray:
         """Embeddings of (window row, frame mask) requests.
 
         An extractor with ``embed_masked(windows, rows, masks)`` (the WeSpeaker ResNet34) sees
@@ -256,13 +257,18 @@ class DiarizationPipeline:
         full window's model frames. Any other extractor (``__call__(waveforms)``, e.g.
         resemblyzer, whose LSTM has no pooling layer to weight) gets the masked frames' samples
         spliced together: for a 0/1 mask that is the input-side equivalent of pooling over the
-        selected frames.
+        selected frames. An extractor whose ``needs_recording`` is true (WeSpeaker with
+        ``trunk: recording``) also gets the windows' ``starts`` (samples) and the ``audio``.
         """
         if hasattr(self.embedding, "embed_masked"):
             masks = np.zeros((len(requests), self.frames_in(batch.shape[1])), dtype=np.float32)
             for index, (_, mask) in enumerate(requests):
                 masks[index, : len(mask)] = mask
             rows = np.array([row for row, _ in requests])
+            if getattr(self.embedding, "needs_recording", False):
+                # the recording's trunk is computed block by block: the whole step at once
+                return np.asarray(self.embedding.embed_masked(batch, rows, masks, starts=starts,
+                                                              audio=audio))
             out = []
             for part in self._slices(lengths):  # requests come in row order
                 chosen = (rows >= part.start) & (rows < part.stop)
