@@ -77,6 +77,25 @@ CLUSTERING = {"method": "VBxClustering", "min_speakers": 1, "max_speakers": 5,
               "lda_dim": 128, "max_iters": 20}
 
 
+def released_base_s80() -> tuple[dict, dict]:
+    """(WavLM config, model args) of diarizen-wavlm-base-s80-md in DiariZen's format: the
+    released per-layer structure (``base_plus_s80``) and backend sizes."""
+    from espnet_prune.wavlm.config import wavlm_config
+
+    s80 = wavlm_config("base_plus_s80")
+    wavlm = {**TINY_WAVLM, "extractor_conv_layer_config": [
+        [c, k, s] for c, k, s in zip(s80.conv_channels, s80.conv_kernels, s80.conv_strides)],
+        "encoder_embed_dim": 768, "encoder_pos_conv_kernel": 128, "encoder_pos_conv_groups": 16,
+        "encoder_num_layers": 12, "encoder_use_attention": s80.use_attention,
+        "encoder_use_feed_forward": [True] * 12, "encoder_total_num_heads": [12] * 12,
+        "encoder_remaining_heads": s80.kept_heads, "encoder_num_buckets": 320,
+        "encoder_max_distance": 800, "encoder_ff_interm_features": s80.ffn_dims}
+    args = {**TINY_MODEL_ARGS, "wavlm_src": "wavlm_base_s80_md", "wavlm_layer_num": 13,
+            "wavlm_feat_dim": 768, "attention_in": 256, "ffn_hidden": 1024, "num_head": 4,
+            "num_layer": 4, "kernel_size": 31, "chunk_size": 8, "max_speakers_per_chunk": 4}
+    return wavlm, args
+
+
 def wavlm_shapes(w: dict) -> dict[str, tuple]:
     shapes = {}
     p = "wavlm_model.feature_extractor.conv_layers"

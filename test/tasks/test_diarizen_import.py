@@ -25,6 +25,7 @@ from diarizen_fixtures import (
     diarizen_shapes,
     distinct_state,
     make_diarizen_dir,
+    released_base_s80,
     wespeaker_checkpoint,
     write_config_toml,
     write_vbx_files,
@@ -139,19 +140,7 @@ def test_unknown_key_and_wrong_shape_are_one_error_naming_the_key(tmp_path):
 def test_released_base_s80_structure_maps_completely(tmp_path):
     """The named structure of diarizen-wavlm-base-s80-md: key names and shapes of the full
     model (the fixture generator fed with its per-layer sizes) import strictly."""
-    from espnet_prune.wavlm.config import wavlm_config
-
-    s80 = wavlm_config("base_plus_s80")
-    wavlm = {**TINY_WAVLM, "extractor_conv_layer_config": [
-        [c, k, s] for c, k, s in zip(s80.conv_channels, s80.conv_kernels, s80.conv_strides)],
-        "encoder_embed_dim": 768, "encoder_pos_conv_kernel": 128, "encoder_pos_conv_groups": 16,
-        "encoder_num_layers": 12, "encoder_use_attention": s80.use_attention,
-        "encoder_use_feed_forward": [True] * 12, "encoder_total_num_heads": [12] * 12,
-        "encoder_remaining_heads": s80.kept_heads, "encoder_num_buckets": 320,
-        "encoder_max_distance": 800, "encoder_ff_interm_features": s80.ffn_dims}
-    args = {**TINY_MODEL_ARGS, "wavlm_src": "wavlm_base_s80_md", "wavlm_layer_num": 13,
-            "wavlm_feat_dim": 768, "attention_in": 256, "ffn_hidden": 1024, "num_head": 4,
-            "num_layer": 4, "kernel_size": 31, "chunk_size": 8, "max_speakers_per_chunk": 4}
+    wavlm, args = released_base_s80()
     source = make_diarizen_dir(tmp_path / "base_s80", wavlm=wavlm, args=args)
     summary = import_diarizen(source, tmp_path / "exp")
     assert summary["tensors"] == len(diarizen_shapes(wavlm, args))
