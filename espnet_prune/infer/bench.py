@@ -388,28 +388,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def reset_peak_rss() -> bool:
-    """Start a new peak-RSS count at the current RSS (Linux ``clear_refs`` 5); False where the
-    kernel does not offer it. Used after a benchmark's set-up (exporting a model to ONNX
-    traces it in this process, which a deployed run never does)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def status_peak_rss_mb() -> float | None:
-    """``VmHWM`` of this process (the peak since the last :func:`reset_peak_rss`), MB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
 # ------------------------------------------------------------ the diar_bench command's benchmark
 # --models rows: name -> (WavLM shape "unpruned"|"pruned", segmentation backend). A backend is
 # None (the PyTorch model's forward) or a function model -> segmentation callable
@@ -429,7 +407,34 @@ def onnx_backend(quantize: str):
             export_quantized(model, path, quantize)
             return onnx_segmentation(path, torch.get_num_threads())[0]  # session in memory
 
+    segmentation.quantize = quantize
     return segmentation
+
+
+def export_preset(wavlm_name: str, encoder_conf: dict, quantize: str, path: str) -> None:
+    """Write the random-weight model of :func:`build_model` (the same seed, so the same
+    weights) to ``path`` as ``diar_export`` would."""
+    from espnet_prune.infer.export import export_quantized
+
+    export_quantized(build_model(wavlm_name, encoder_conf), path, quantize)
+
+
+def export_in_child(wavlm_name: str, encoder_conf: dict, quantize: str, path: str) -> str:
+    """:func:`export_preset` in a child Python process; returns ``path``."""
+    import json
+    import subprocess
+    import sys
+
+    from espnet_prune.errors import EspnetPruneError
+
+    code = ("import json, sys; from espnet_prune.infer.bench import export_preset; "
+            "export_preset(*json.loads(sys.argv[1]))")
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([wavlm_name, encoder_conf, quantize, path])],
+        capture_output=True, text=True)
+    if done.returncode != 0:
+        raise EspnetPruneError(f"ONNX export for the peak-RSS run failed: {done.stderr[-2000:]}")
+    return path
 
 
 MODEL_ROWS = {
@@ -460,21 +465,24 @@ def memory_run(preset: str, memory_duration: float, memory_model: str, threads: 
     shape, backend = MODEL_ROWS[memory_model]
     name = pruned if shape == "pruned" else unpruned
     model = build_model(name, encoder_conf)
-    segmentation = backend(model) if backend else None
     with tempfile.TemporaryDirectory() as folder:
+        segmentation = None
+        if getattr(backend, "quantize", None):
+            # a deployed run loads an exported file; tracing the model for the export here
+            # would leave its memory in this process's peak: export in a child process
+            from espnet_prune.infer.export import onnx_segmentation
+
+            onnx = export_in_child(name, encoder_conf, backend.quantize, f"{folder}/model.onnx")
+            segmentation = onnx_segmentation(onnx, threads)[0]
+        elif backend:
+            segmentation = backend(model)
         path = f"{folder}/long.wav"
         turns = write_synthetic_wav(path, memory_duration, seed=1)
         extractor = build_bench_embedding(embedding, folder, **embedding_conf(embedding, trunk))
-        setup_peak = peak_rss_mb()
-        reset = backend is not None and reset_peak_rss()
         result = run_pipeline(model, WavFileAudio(path), turns, window, step, batch_size,
                               embedding=extractor, segmentation=segmentation)
-    # with an exported backend the set-up traced the model here: the diarization's own peak
-    # (from the RSS after set-up on) is the figure; the whole process's is kept beside it
-    peak = status_peak_rss_mb() if reset else peak_rss_mb()
     result.update(model=memory_model, wavlm=name, embedding=embedding,
-                  peak_rss_mb=round(peak, 1), setup_peak_rss_mb=round(setup_peak, 1),
-                  peak_rss_counted_from="after set-up" if reset else "process start")
+                  peak_rss_mb=round(peak_rss_mb(), 1))
     return result
 
 

@@ -37,9 +37,7 @@ def test_tiny_bench_reports_rtf_and_peak_rss(tmp_path, capsys):
     memory = results["memory"]
     assert memory["audio_seconds"] == 10.0 and memory["wavlm"] == "tiny_pruned"
     assert memory["model"] == "pruned_int8"
-    # exporting traced the model in the child: its diarization peak is counted after set-up
-    assert memory["peak_rss_counted_from"] == "after set-up"
-    assert memory["setup_peak_rss_mb"] > 50
+
     assert 50 < memory["peak_rss_mb"] < 4000
 
 
