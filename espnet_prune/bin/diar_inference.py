@@ -6,7 +6,8 @@ recording in which nothing is detected gets an empty per-recording file and no l
 :class:`espnet_prune.infer.pipeline.InferenceConfig` plus ``embedding: {name, conf}``
 (``resemblyzer``, or ``wespeaker_resnet34`` with ``conf: {checkpoint: DIR_OR_FILE}``) and
 ``clustering: {name: ahc|vbx, ...}`` (VBx needs ``plda: FILE.npz`` from ``diar_plda``).
-The model is ``build_model_from_file(train_config)`` with ``model_file`` loaded strictly, or,
+The model is built from ``train_config`` (:mod:`espnet_prune.diar.build`, without ESPnet's
+task) with ``model_file`` read without unpickling and loaded strictly, or,
 with ``--backend onnxruntime``, the ONNX file ``diar_export`` wrote (its metadata gives the
 frame geometry and powerset; see :mod:`espnet_prune.infer.export`).
 The run itself is :func:`espnet_prune.infer.run.diarize`.

@@ -140,6 +140,7 @@ def readme_frontend():
 def test_the_readme_recipe_adds_a_frontend_that_trains(readme_frontend, tiny_data_dir, tmp_path):
     from espnet_prune.bin import diar_train
     from espnet_prune.diar.frontends import FRONTENDS
+    from espnet_prune.tasks.model_file import load_trained_model, read_train_config
 
     config, added = readme_frontend
     assert added == {config["frontend"]}
@@ -150,7 +151,9 @@ def test_the_readme_recipe_adds_a_frontend_that_trains(readme_frontend, tiny_dat
             "--optim", "adamw", "--optim_conf", "lr=0.001", "--max_epoch", "1",
             "--output_dir", str(exp)]
     assert diar_train.main(argv) == 0
-    model, args = task().build_model_from_file(exp / "config.yaml", exp / "1epoch.pth", "cpu")
+    # read as inference reads it: no unpickling, strict (ESPnet's loader does neither)
+    model = load_trained_model(task(), exp / "config.yaml", exp / "1epoch.pth", "cpu")
+    args = argparse.Namespace(**read_train_config(exp / "config.yaml"))
     assert type(model.frontend) is FRONTENDS[config["frontend"]]
     model.eval()
     geometry = task().frame_geometry(args)
