@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,13 +69,42 @@ def run_child(args: list[str], threads: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", *args], env=env)
+    samples: list[tuple[float, float]] = []  # (seconds, RSS MB): where in the run the peak is
+    done = threading.Event()
+    sampler = threading.Thread(target=sample_rss, args=(child.pid, start, samples, done))
+    sampler.start()
     _, status, usage = os.wait4(child.pid, 0)
+    done.set()
+    sampler.join()
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{args[0]} failed (exit {os.waitstatus_to_exitcode(status)})")
     cpu = usage.ru_utime + usage.ru_stime
     return {"wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1)}
+            "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1),
+            "rss_samples": thin(samples, 40)}
+
+
+def sample_rss(pid: int, start: float, samples: list, done: threading.Event,
+               every: float = 2.0) -> None:
+    """Append (seconds since start, RSS MB) of ``pid`` every ``every`` s until ``done``."""
+    status = Path(f"/proc/{pid}/status")
+    while not done.wait(every):
+        try:
+            line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+        rss = int(line.split()[1]) / 1024.0
+        samples.append((round(time.perf_counter() - start, 1), round(rss)))
+
+
+def thin(samples: list, count: int) -> list:
+    """At most ``count`` evenly spaced samples, always with the largest one."""
+    if len(samples) <= count:
+        return samples
+    picks = {round(i * (len(samples) - 1) / (count - 1)) for i in range(count)}
+    picks.add(max(range(len(samples)), key=lambda i: samples[i][1]))
+    return [samples[i] for i in sorted(picks)]
 
 
 def main() -> None:
