@@ -330,7 +330,8 @@ def run_pipeline(model, audio: np.ndarray, turns, window: float, step: float | N
     """Diarize ``audio`` once; wall time split into segmentation, embeddings, clustering and
     the rest, each also as a percentage of the whole.
 
-    ``model`` gives the frame grid and the powerset; ``segmentation`` (``(batch [B, T]
+    ``model`` (a PyTorch model or an exported model's ``OnnxSegmenter``) gives the frame grid
+    and the powerset; ``segmentation`` (``(batch [B, T]
     float32, lengths [B] int64) -> log-probs [B, F, C]``) is what is timed for the model,
     by default ``model``'s PyTorch forward (another backend, e.g. an exported model, can be
     passed instead). ``embedding``: an extractor (default resemblyzer).
@@ -341,7 +342,10 @@ def run_pipeline(model, audio: np.ndarray, turns, window: float, step: float | N
     from espnet_prune.infer.run import model_segmentation
 
     config = InferenceConfig(window=window, step=step, batch_size=batch_size)
-    model_forward, to_multilabel = model_segmentation(model, "cpu")
+    if hasattr(model, "to_multilabel"):  # an exported model's OnnxSegmenter, no PyTorch model
+        model_forward, to_multilabel = model.segmentation, model.to_multilabel
+    else:
+        model_forward, to_multilabel = model_segmentation(model, "cpu")
     network = Timed(segmentation or model_forward)
     embedding = TimedMethods(embedding or ResemblyzerEmbedding(), ("__call__", "embed_masked"))
     clustering = TimedMethods(AgglomerativeClustering(), ("space", "centroids"))
@@ -464,18 +468,19 @@ def memory_run(preset: str, memory_duration: float, memory_model: str, threads: 
     (unpruned, pruned), encoder_conf = PRESETS[preset]
     shape, backend = MODEL_ROWS[memory_model]
     name = pruned if shape == "pruned" else unpruned
-    model = build_model(name, encoder_conf)
     with tempfile.TemporaryDirectory() as folder:
         segmentation = None
         if getattr(backend, "quantize", None):
-            # a deployed run loads an exported file; tracing the model for the export here
+            # a deployed run loads an exported file and holds no PyTorch model (as
+            # diar_inference --backend onnxruntime); tracing the model for the export here
             # would leave its memory in this process's peak: export in a child process
-            from espnet_prune.infer.export import onnx_segmentation
+            from espnet_prune.infer.export import OnnxSegmenter
 
             onnx = export_in_child(name, encoder_conf, backend.quantize, f"{folder}/model.onnx")
-            segmentation = onnx_segmentation(onnx, threads)[0]
-        elif backend:
-            segmentation = backend(model)
+            model = OnnxSegmenter(onnx, threads)
+        else:
+            model = build_model(name, encoder_conf)
+            segmentation = backend(model) if backend else None
         path = f"{folder}/long.wav"
         turns = write_synthetic_wav(path, memory_duration, seed=1)
         extractor = build_bench_embedding(embedding, folder, **embedding_conf(embedding, trunk))

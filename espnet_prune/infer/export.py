@@ -238,6 +238,11 @@ def onnx_session(path, num_threads: int | None = None):
     if not file.is_file():
         raise CheckpointError(f"{file}: ONNX model does not exist")
     options = ort.SessionOptions()
+    # onnxruntime's CPU arena keeps the largest forward's buffers for the life of the session
+    # (8 windows of 8 s, pruned Base+ int8: ~670 MB held, on top of the embedding stage's
+    # memory). Without it the buffers go back to the system after each run: measured on a
+    # 120 s pipeline run, peak RSS 1759 -> 1287 MB, for ~10 % more segmentation CPU time.
+    options.enable_cpu_mem_arena = False
     if num_threads is not None:
         options.intra_op_num_threads = int(num_threads)
         options.inter_op_num_threads = 1

@@ -75,6 +75,13 @@ def test_metadata_carries_geometry_and_powerset(exported):
     assert segmenter.powerset.num_classes == model.powerset.num_classes
 
 
+def test_session_returns_forward_buffers_after_each_run(exported):
+    """No CPU memory arena: a long recording's peak is not the largest forward's buffers held
+    for the whole run on top of the embedding stage's (issue 18's 2-hour memory goal)."""
+    segmenter = OnnxSegmenter(exported["pruned"][1])
+    assert segmenter.session.get_session_options().enable_cpu_mem_arena is False
+
+
 def test_int8_stays_close(exported, tmp_path, one_torch_thread):
     model, path = exported["pruned"]
     int8 = quantize_int8(path, tmp_path / "int8.onnx")
