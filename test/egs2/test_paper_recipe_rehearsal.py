@@ -196,10 +196,29 @@ def test_run_sh_options_reach_diar_sh(tmp_path):
     assert option(base, "--distill_args").split() == []
     assert option(base, "--prune_config") == "conf/prune_s90.yaml"
     assert option(base, "--expdir") == "exp/base_plus_s90"
+    assert option(base, "--results_title") == "AMI SDM (only_words), WavLM base_plus, 90 % sparsity"
+    assert (tmp_path / "b" / "ami" / "exp" / "base_plus_s90" / "teacher").is_symlink()
     # the compound recipe: three test sets and their macro average
     compound = diar_sh_arguments(tmp_path / "c", "meetings3")
     assert option(compound, "--test_sets") == "ami_test aishell4_test alimeeting_test"
     assert option(compound, "--macro_average") == "true"
+
+
+def test_released_diarizen_model_replaces_the_paper_setting(tmp_path):
+    """--init_from_diarizen: its own exp dir and results title, no fbank/teacher links (the
+    released model is already pruned), and the setting options are refused."""
+    arguments = diar_sh_arguments(tmp_path, "ami", "--init_from_diarizen",
+                                  "/models/diarizen-wavlm-base-s80-md/")
+    assert option(arguments, "--init_from_diarizen") == "/models/diarizen-wavlm-base-s80-md/"
+    assert option(arguments, "--expdir") == "exp/diarizen-wavlm-base-s80-md"
+    title = option(arguments, "--results_title")
+    assert title.endswith("released DiariZen model diarizen-wavlm-base-s80-md")
+    assert "sparsity" not in title
+    assert not (tmp_path / "ami" / "exp").exists()  # no fbank/teacher dirs or links
+    work = tmp_path / "ami"
+    proc = run_script(work / "run.sh", "--init_from_diarizen", "/models/d", "--sparsity", "90",
+                      cwd=work)
+    assert proc.returncode == 2 and "--sparsity do not apply" in proc.stderr
 
 
 @pytest.mark.rehearsal

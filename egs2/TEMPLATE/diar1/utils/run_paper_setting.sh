@@ -2,7 +2,8 @@
 # The paper's setting for a corpus recipe (egs2/{ami,aishell4,alimeeting,meetings3}/diar1/run.sh):
 # WavLM Base+ or Large teacher, 80 % or 90 % sparsity, WavLM conversion, then the shared stages of
 # diar.sh. Run from the recipe directory: utils/run_paper_setting.sh --test_sets "..."
-# --results_title "..." [run.sh options] [diar.sh options].
+# --results_title "..." [run.sh options] [diar.sh options]. With diar.sh's --init_from_diarizen
+# DIR the released model takes the place of the teacher/pruning setting (exp/<DIR's name>).
 set -euo pipefail
 
 test_sets=test      # the recipe's test sets (scored separately)
@@ -17,11 +18,18 @@ user_distill_args="" # --distill_args of the command line: added after the teach
 
 # Options of this script are taken out; everything else goes to diar.sh (see ./diar.sh --help).
 diar_args=()
+diarizen=""         # diar.sh's --init_from_diarizen DIR, when given: the released model replaces
+                    # the teacher/pruning setting (its own exp dir, no fbank/teacher links)
+own_setting=()      # this script's setting options given on the command line
 while [ $# -gt 0 ]; do
     case "$1" in
         --teacher|--sparsity|--wavlm_source|--wavlm_init|--test_sets|--results_title)
             [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
+            case "$1" in --test_sets|--results_title) ;; *) own_setting+=("$1") ;; esac
             printf -v "${1#--}" '%s' "$2"; shift 2 ;;
+        --init_from_diarizen)
+            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
+            diarizen=$2; diar_args+=("$1" "$2"); shift 2 ;;
         --distill_args)  # appended to (not replacing) the Large teacher's distillation layers
             [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
             user_distill_args="${user_distill_args} $2"; shift 2 ;;
@@ -42,12 +50,25 @@ if [ "${teacher}" = large ]; then
 fi
 distill_args="${distill_args}${user_distill_args}"
 
-# fbank baseline and teacher do not depend on the sparsity: the s80 and s90 runs share them
-# (run them one after the other, not at the same time).
-expdir=exp/${teacher}_s${sparsity}
-mkdir -p exp/fbank "exp/${teacher}/teacher" "${expdir}"
-[ -e "${expdir}/fbank" ] || ln -s ../fbank "${expdir}/fbank"
-[ -e "${expdir}/teacher" ] || ln -s "../${teacher}/teacher" "${expdir}/teacher"
+if [ -n "${diarizen}" ]; then
+    # a released DiariZen model is already fine-tuned and pruned: none of the teacher, sparsity
+    # or WavLM options apply, and its runs go to exp/<model directory name>
+    if [ ${#own_setting[@]} -gt 0 ]; then
+        echo "$0: ${own_setting[*]} do not apply with --init_from_diarizen (the released" \
+            "model is already pruned)" >&2
+        exit 2
+    fi
+    expdir=exp/$(basename "${diarizen%/}")
+    results_title="${results_title}, released DiariZen model $(basename "${diarizen%/}")"
+else
+    # fbank baseline and teacher do not depend on the sparsity: the s80 and s90 runs share
+    # them (run them one after the other, not at the same time).
+    expdir=exp/${teacher}_s${sparsity}
+    mkdir -p exp/fbank "exp/${teacher}/teacher" "${expdir}"
+    [ -e "${expdir}/fbank" ] || ln -s ../fbank "${expdir}/fbank"
+    [ -e "${expdir}/teacher" ] || ln -s "../${teacher}/teacher" "${expdir}/teacher"
+    results_title="${results_title}, WavLM ${teacher}, ${sparsity} % sparsity"
+fi
 
 # WavLM conversion (the teacher's starting point), once, before the stages that need it
 if [ ! -f "${wavlm_init}" ] && [ -n "${wavlm_source}" ]; then
@@ -70,5 +91,5 @@ fi
     --inference_config conf/inference.yaml \
     --wavlm_init "${wavlm_init}" \
     --expdir "${expdir}" \
-    --results_title "${results_title}, WavLM ${teacher}, ${sparsity} % sparsity" \
+    --results_title "${results_title}" \
     "${diar_args[@]}"
