@@ -241,7 +241,7 @@ def onnx_session(path, num_threads: int | None = None):
     # onnxruntime's CPU arena keeps the largest forward's buffers for the life of the session
     # (8 windows of 8 s, pruned Base+ int8: ~670 MB held, on top of the embedding stage's
     # memory). Without it the buffers go back to the system after each run: measured on a
-    # 120 s pipeline run, peak RSS 1759 -> 1287 MB, for ~10 % more segmentation CPU time.
+    # 120 s pipeline run, peak RSS 1759 -> 1287 MB, for ~6 % more CPU per forward (BENCHMARKS.md).
     options.enable_cpu_mem_arena = False
     if num_threads is not None:
         options.intra_op_num_threads = int(num_threads)
