@@ -8,7 +8,7 @@ config's threshold puts every embedding of a recording in one cluster whatever t
 its reference number of speakers (``num_speakers``), so the result does depend on how the
 embeddings group, and both modes see the same segmentation, windows and clustering::
 
-    python benchmarks/trunk_option_der.py --data_dir egs2/mini_meeting/diar1/dump/test \\
+    python benchmarks/trunk_option_der.py --data_dir egs2/mini_meeting/diar1/data/test \\
         --train_config egs2/mini_meeting/diar1/exp/pruned/config.yaml \\
         --model_file egs2/mini_meeting/diar1/exp/pruned/valid.loss.ave.pth \\
         --config egs2/mini_meeting/diar1/conf/inference.yaml --json trunk_der.json
