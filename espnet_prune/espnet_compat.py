@@ -9,14 +9,22 @@ while the project calls it.
 1. ``Trainer.run`` writes ``checkpoint.pth`` in place with ``torch.save``: a run killed during the
    write leaves a truncated file and ``--resume true`` then dies with ``EOFError``.
    → :func:`atomic_checkpoints` (write to a temporary file, then ``os.replace``), used by
-   :mod:`espnet_prune.tasks.diar`.
+   :mod:`espnet_prune.tasks.chunked`.
+2. ``Trainer.run`` saves ``checkpoint.pth`` first and ``{epoch}epoch.pth`` (and the ``latest`` /
+   ``*.best`` links) after it: a run killed between the two resumes at the next epoch without
+   that epoch's model file, and the final averaging then links ``valid.loss.ave.pth`` to a file
+   that does not exist (or fails to load it).
+   → :func:`complete_checkpointed_epoch`, called on resume by
+   :mod:`espnet_prune.tasks.chunked`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import types
+from pathlib import Path
 
 import torch
 
@@ -36,9 +44,14 @@ class _TorchWithAtomicSave(types.ModuleType):
     def save(obj, f, *args, **kwargs):
         if not isinstance(f, (str, os.PathLike)):
             return torch.save(obj, f, *args, **kwargs)
-        tmp = f"{os.fspath(f)}.tmp"
-        torch.save(obj, tmp, *args, **kwargs)
-        os.replace(tmp, f)
+        atomic_save(obj, f, *args, **kwargs)
+
+
+def atomic_save(obj, path, *args, **kwargs) -> None:
+    """``torch.save`` to a temporary file, then ``os.replace``: a kill never leaves half a file."""
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save(obj, tmp, *args, **kwargs)
+    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -55,3 +68,28 @@ def atomic_checkpoints():
         yield
     finally:
         trainer_module.torch = original
+
+
+def complete_checkpointed_epoch(output_dir: Path, model_state: dict, reporter,
+                                best_model_criterion) -> None:
+    """On resume, write what the trainer writes right after ``checkpoint.pth`` if it is missing.
+
+    The checkpoint holds the weights of the epoch it ends (``reporter``'s epoch, already
+    resumed), so ``{epoch}epoch.pth`` is rewritten from ``model_state`` and the ``latest.pth``
+    and ``{phase}.{key}.best.pth`` links the trainer would have made are made."""
+    epoch = reporter.get_epoch()
+    model_file = Path(output_dir) / f"{epoch}epoch.pth"
+    if DISABLED or epoch < 1 or model_file.exists():
+        return
+    logging.warning("%s is missing (the run stopped right after saving checkpoint.pth); "
+                    "writing it from checkpoint.pth", model_file)
+    atomic_save(model_state, model_file)
+    links = ["latest.pth"]
+    for phase, key, mode in best_model_criterion:
+        if reporter.has(phase, key) and reporter.get_best_epoch(phase, key, mode) == epoch:
+            links.append(f"{phase}.{key}.best.pth")
+    for name in links:
+        link = model_file.parent / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(model_file.name)

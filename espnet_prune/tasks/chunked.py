@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import types
 from pathlib import Path
 
 import numpy
@@ -35,10 +36,12 @@ class ProgressBarTrainer(Trainer):
     """ESPnet's trainer with a tqdm bar over the training batches of each epoch."""
 
     progress_bar: bool = True
+    best_model_criterion: list = []
 
     @classmethod
     def build_options(cls, args: argparse.Namespace):
         cls.progress_bar = bool(getattr(args, "progress_bar", True))
+        cls.best_model_criterion = list(getattr(args, "best_model_criterion", []) or [])
         return super().build_options(args)
 
     @classmethod
@@ -48,22 +51,38 @@ class ProgressBarTrainer(Trainer):
         with atomic_checkpoints():  # a kill while saving must not break --resume
             return super().run(*args, **kwargs)
 
-    @staticmethod
-    def resume(checkpoint, *args, **kwargs):
+    @classmethod
+    def resume(cls, checkpoint, model, reporter, *args, **kwargs):
         """ESPnet's resume, with ``checkpoint.pth`` read by
         :func:`espnet_prune.tasks.model_file.read_run_state` (``weights_only=True``) instead
-        of ESPnet's full unpickle: a planted resume file cannot run code."""
+        of ESPnet's full unpickle: a planted resume file cannot run code.  Then the epoch
+        the checkpoint ends is completed
+        (:func:`espnet_prune.espnet_compat.complete_checkpointed_epoch`)."""
         import espnet2.train.trainer as trainer_module
 
         from espnet_prune.tasks.model_file import read_run_state
 
-        torch_module = trainer_module.torch
-        real_load = torch_module.load
-        torch_module.load = lambda path, *a, **k: read_run_state(path)
+        loaded = {}
+
+        def load(path, *a, **k):
+            loaded["state"] = read_run_state(path)
+            return loaded["state"]
+
+        # the trainer module's ``torch``, with only ``load`` replaced (torch itself untouched)
+        seen_torch = trainer_module.torch
+        with_safe_load = types.ModuleType("torch")
+        with_safe_load.__getattr__ = lambda name: getattr(seen_torch, name)
+        with_safe_load.load = load
+        trainer_module.torch = with_safe_load
         try:
-            return Trainer.resume(checkpoint, *args, **kwargs)
+            Trainer.resume(checkpoint, model, reporter, *args, **kwargs)
         finally:
-            torch_module.load = real_load
+            trainer_module.torch = seen_torch
+        if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+            from espnet_prune.espnet_compat import complete_checkpointed_epoch
+
+            complete_checkpointed_epoch(Path(checkpoint).parent, loaded["state"]["model"],
+                                        reporter, cls.best_model_criterion)
 
     @classmethod
     def train_one_epoch(cls, model, iterator, **kwargs):
