@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", default=None, help="keep the files here (default: temp)")
     parser.add_argument("--json", dest="json_path", default=None)
+    parser.add_argument("--forward_batch_size", type=int, default=None,
+                        help="override the imported inference.yaml's (to compare)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(options.workdir or temp)
@@ -123,6 +125,12 @@ def main() -> None:
         imported = run_child(["espnet_prune.bin.diarizen_import", "--model_dir",
                               str(made["source"]), "--output_dir", str(exp),
                               "--embedding_model", str(made["wespeaker"])], options.threads)
+        if options.forward_batch_size is not None:
+            import yaml
+
+            conf = yaml.safe_load((exp / "inference.yaml").read_text())
+            conf["forward_batch_size"] = options.forward_batch_size
+            (exp / "inference.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
         inference = run_child(["espnet_prune.bin.diar_inference", "--model_file",
                                str(exp / "model.pth"), "--train_config", str(exp / "config.yaml"),
                                "--config", str(exp / "inference.yaml"), "--wav_scp",

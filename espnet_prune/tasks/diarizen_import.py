@@ -318,6 +318,11 @@ def inference_config(config: dict, embedding_model, source,
                                  * float(inference["seg_duration"]), 6)
     if "batch_size" in inference:
         conf["batch_size"] = int(inference["batch_size"])
+    # DiariZen runs its batch of windows through the WavLM and the ResNet34 at once; the
+    # released 32 windows of 8 s take a 60 s recording to 2.9 GB peak RSS on CPU. The batch
+    # goes through both in slices of this many windows instead (results do not depend on it;
+    # measured for 2 h: espnet_prune/infer/BENCHMARKS.md, issue 17 section).
+    conf["forward_batch_size"] = IMPORT_FORWARD_BATCH_SIZE
     if "apply_median_filtering" in inference:
         conf["median_filter"] = 11 if inference["apply_median_filtering"] else 0
     for key in ("min_speakers", "max_speakers"):
@@ -359,6 +364,9 @@ def inference_config(config: dict, embedding_model, source,
 
 PLDA_DIR = "plda"
 PLDA_FILE = "plda.npz"
+# windows per forward in the imported inference config (WavLM ≈ 49 MB and ResNet34 ≈ 80 MB of
+# activations per 8 s window on CPU): 4 keeps a 2-hour recording under 2 GB peak RSS
+IMPORT_FORWARD_BATCH_SIZE = 4
 
 
 def _read_npz(path: Path, keys: tuple[str, ...]) -> dict:
