@@ -243,7 +243,7 @@ def test_frontends_are_registered_into_espnet_diar_task():
 def test_example_configs_have_the_paper_settings(name, tmp_path):
     from pathlib import Path
 
-    conf = Path(__file__).resolve().parents[2] / "egs2/ami/diar1/conf" / name
+    conf = Path(__file__).resolve().parents[2] / "egs2/TEMPLATE/diar1/conf" / name
     extra = ["--config", str(conf)]
     if "wavlm" in name:  # the recipe passes the WavLM checkpoint on the command line
         extra += ["--frontend_conf", f"path={tiny_wavlm_checkpoint(tmp_path / 'w.pt')}"]

@@ -250,7 +250,7 @@ def test_diar_prune_exports_the_average_of_the_chosen_epochs(tmp_path):
 
 
 # ----------------------------------------------------------------------- paper configs
-CONF = __import__("pathlib").Path(__file__).resolve().parents[2] / "egs2/ami/diar1/conf"
+CONF = __import__("pathlib").Path(__file__).resolve().parents[2] / "egs2/TEMPLATE/diar1/conf"
 
 
 @pytest.mark.parametrize("name", ["prune_s80.yaml", "prune_s90.yaml", "prune_large_s80.yaml",
