@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # AliMeeting far field (first channel of the 8-channel array): fine-tune
 # WavLM inside the EEND powerset model, prune it (fine-tune before prune), score on its test set.
-# conf/ is egs2/TEMPLATE/diar1/conf, shared by the corpus recipes (the paper's hyper-parameters). The paper trains one model on
+# conf/ is egs2/TEMPLATE/diar1/conf (the paper's hyper-parameters, shared by the corpus
+# recipes). The paper trains one model on
 # AMI + AISHELL-4 + AliMeeting: that is egs2/meetings3/diar1.
 set -euo pipefail
 # options: --teacher base_plus|large --sparsity 80|90 --wavlm_source DIR_OR_PT [diar.sh options]
