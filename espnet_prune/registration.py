@@ -29,7 +29,7 @@ REGISTRATIONS: dict[str, list[str]] = {
     "s3prl.hub": ["espnet_prune.wavlm.s3prl_upstream:register_s3prl_upstreams"],
     "espnet2.tasks.diar": ["espnet_prune.diar.frontends:register_espnet_frontends"],
     # --init_param without unpickling (ESPnet's loader uses weights_only=False)
-    "espnet2.tasks.abs_task": ["espnet_prune.tasks.model_file:install_safe_init_param"],
+    "espnet2.tasks.abs_task": ["espnet_prune.diar.model_file:install_safe_init_param"],
 }
 
 

@@ -32,7 +32,7 @@ def test_fixed_trainer_checkpoints_are_atomic(tmp_path, monkeypatch):
 def test_fixed_resume_completes_the_epoch_its_checkpoint_ends(tiny_data_dir, tmp_path):
     """A kill between ``checkpoint.pth`` and ``1epoch.pth`` must not break the averaged model."""
     from espnet_prune.bin import diar_train
-    from espnet_prune.tasks.model_file import read_run_state
+    from espnet_prune.diar.model_file import read_run_state
 
     exp = tmp_path / "exp"
     args = [

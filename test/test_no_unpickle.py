@@ -266,8 +266,8 @@ def test_plda_npz_with_object_arrays_is_refused(espnet_env, tmp_path, capsys):
 
 def test_init_param_still_loads_a_plain_state_dict(espnet_env, tmp_path):
     """The safe ``--init_param`` keeps ESPnet's semantics (path:src_key:dst_key)."""
+    from espnet_prune.diar.model_file import load_pretrained_model, load_trained_model
     from espnet_prune.tasks.diar import PowersetDiarizationTask
-    from espnet_prune.tasks.model_file import load_pretrained_model, load_trained_model
 
     env = espnet_env
     import espnet2.tasks.abs_task as abs_task
@@ -294,7 +294,7 @@ def test_pyannote_lightning_checkpoint_is_read_without_pyannote_code(tmp_path):
 
     from espnet_prune.errors import CheckpointError
     from espnet_prune.infer.wespeaker import WeSpeakerResNet34, load_wespeaker_resnet34
-    from espnet_prune.wavlm.checkpoint import read_checkpoint
+    from espnet_prune.utils.checkpoint import read_checkpoint
 
     name = "pyannote.audio.core.task"
     module = types.ModuleType(name)

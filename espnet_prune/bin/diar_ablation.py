@@ -25,7 +25,7 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.infer.ablation:ablate_model")
+main = command(get_parser, "espnet_prune.eval.ablation:ablate_model")
 
 
 if __name__ == "__main__":

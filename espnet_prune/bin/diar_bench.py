@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from espnet_prune.infer.bench import MODEL_ROWS
+from espnet_prune.measure.bench import MODEL_ROWS
 from espnet_prune.utils.cli import command, run_main
 
 
@@ -54,7 +54,7 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.infer.bench:benchmark_pipeline")
+main = command(get_parser, "espnet_prune.measure.bench:benchmark_pipeline")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ from espnet_prune.utils.cli import run_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    from espnet_prune.prune.stages import distill, stage_parser
-    from espnet_prune.tasks.model_file import parse_task_args
+    from espnet_prune.diar.model_file import parse_task_args
+    from espnet_prune.tasks.prune_stages import distill, stage_parser
 
     distill(parse_task_args(stage_parser(__doc__), argv))
     return 0

@@ -42,7 +42,7 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.infer.scoring:score_files")
+main = command(get_parser, "espnet_prune.eval.scoring:score_files")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    from espnet_prune.tasks.diarizen_import import import_diarizen
+    from espnet_prune.zoo.diarizen import import_diarizen
 
     summary = import_diarizen(args.model_dir, args.output_dir, args.embedding_model)
     print(json.dumps(summary))

@@ -33,7 +33,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from espnet_prune.infer.results import make_results
+    from espnet_prune.eval.results import make_results
 
     args = get_parser().parse_args(argv)
     output_json = make_results(

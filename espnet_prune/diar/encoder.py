@@ -59,7 +59,7 @@ class PowersetConformerEncoder(ConformerEncoder):
             use_flash_attn=False,
         )
         self.embed = torch.nn.Identity()
-        # Switches for imported DiariZen models (espnet_prune.tasks.diarizen_import), whose
+        # Switches for imported DiariZen models (espnet_prune.zoo.diarizen), whose
         # Conformer ends with each block's own LayerNorm and whose LayerNorms use PyTorch's
         # eps (ESPnet's are 1e-12): defaults keep ESPnet's layout.
         if not final_norm:

@@ -224,8 +224,8 @@ def checkpoint_config(path) -> WavLMConfig:
     """The config of a WavLM checkpoint, without building the network (which would also
     draw from the random generator)."""
     from espnet_prune.errors import CheckpointError
+    from espnet_prune.utils.checkpoint import read_checkpoint
     from espnet_prune.wavlm import load_wavlm
-    from espnet_prune.wavlm.checkpoint import read_checkpoint
 
     data = read_checkpoint(path, "WavLM checkpoint")
     if not (isinstance(data, dict) and isinstance(data.get("config"), dict)):

@@ -199,7 +199,7 @@ def export_model_file(model_file: str, train_config: str, output: str,
     returns the largest |log-prob| difference of the written graph against PyTorch on an
     example batch (one full and one partial window)."""
     from espnet_prune.diar.build import build_diarization_model
-    from espnet_prune.tasks.model_file import load_trained_model
+    from espnet_prune.diar.model_file import load_trained_model
 
     if quantize not in QUANTIZE_CHOICES:
         raise ConfigError(f"unknown quantisation {quantize!r}; choose from {QUANTIZE_CHOICES}")
@@ -299,7 +299,7 @@ def check_train_config(segmenter: OnnxSegmenter, train_config) -> None:
     """A train config given with an ONNX model must describe the same frame geometry and
     powerset as the file's metadata (a mismatch is one line naming both files)."""
     from espnet_prune.diar.frontends import frame_geometry
-    from espnet_prune.tasks.model_file import read_train_config
+    from espnet_prune.diar.model_file import read_train_config
 
     conf = read_train_config(train_config)  # a YAML mapping, with its one-line errors
     model_conf = conf.get("model_conf") or {}

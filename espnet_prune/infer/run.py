@@ -20,7 +20,7 @@ DEFAULT_EMBEDDING = {"name": "resemblyzer", "conf": {}}
 DEFAULT_CLUSTERING = {"name": "ahc", "threshold": 0.7, "min_cluster_size": 30}
 # AHC distance threshold when the config gives no clustering: the recipe's 0.70 belongs to the
 # WeSpeaker ResNet34; resemblyzer's d-vectors are closer together (tuned on mini_meeting
-# dev+test with oracle segmentation, see espnet_prune/infer/BENCHMARKS.md)
+# dev+test with oracle segmentation, see espnet_prune/measure/BENCHMARKS.md)
 DEFAULT_AHC_THRESHOLD = {"resemblyzer": 0.45, "wespeaker_resnet34": 0.7}
 
 
@@ -127,10 +127,10 @@ def diarize_recordings(pipeline, wavs: dict[str, str], output_dir: str | Path) -
 
 def load_model(train_config: str, model_file: str, device: str):
     """The trained model, read without unpickling and loaded strictly (ESPnet itself unpickles
-    the file in full and ignores bad keys; see :mod:`espnet_prune.tasks.model_file`), built
+    the file in full and ignores bad keys; see :mod:`espnet_prune.diar.model_file`), built
     from its config without ESPnet's task (:mod:`espnet_prune.diar.build`)."""
     from espnet_prune.diar.build import build_diarization_model
-    from espnet_prune.tasks.model_file import load_trained_model
+    from espnet_prune.diar.model_file import load_trained_model
 
     return load_trained_model(build_diarization_model, train_config, model_file, device)
 

@@ -174,7 +174,7 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def read_wespeaker_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``resnet.*`` tensors of a pyannote/WeSpeaker ResNet34 checkpoint (file or hub dir)."""
-    from espnet_prune.wavlm.checkpoint import read_checkpoint
+    from espnet_prune.utils.checkpoint import read_checkpoint
 
     path = checkpoint_file(path)
     if not path.exists():
@@ -286,7 +286,7 @@ class WeSpeakerEmbedding(SpeakerEmbedding):
     window, through the trunk once, shared by its local speakers) or ``recording`` (the trunk
     runs once over the recording, block by block, and each window pools its slice of the
     frame features: :class:`RecordingTrunk`; fbank means removed over a sliding
-    ``cmn_seconds`` span, 0 for none). Measured (``espnet_prune/infer/BENCHMARKS.md``,
+    ``cmn_seconds`` span, 0 for none). Measured (``espnet_prune/measure/BENCHMARKS.md``,
     "Embedding stage"; random ResNet weights, mini_meeting test set, step 2 s): the embedding
     stage ≈ 6× cheaper at the paper's 0.8 s step; cosine to the reference's embedding of the
     same (window, speaker) median 0.999, 5 % below 0.994, minimum 0.89 (whole-recording CMN

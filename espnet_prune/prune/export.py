@@ -105,8 +105,8 @@ def validation_history(output_dir: str | Path, key: str = "loss") -> dict[int, f
     """Per-epoch ``valid.<key>`` of an ESPnet run, from the reporter state that ESPnet keeps in
     ``checkpoint.pth`` (read with ``weights_only``; numpy scalars and the reporter's
     ``timedelta`` timings are the only extra types allowed)."""
+    from espnet_prune.diar.model_file import read_run_state
     from espnet_prune.errors import CheckpointError
-    from espnet_prune.tasks.model_file import read_run_state
 
     path = Path(output_dir) / "checkpoint.pth"
     if not path.is_file():
@@ -145,7 +145,7 @@ def average_epoch_files(output_dir: str | Path, epochs: list[int], name: str) ->
     of a criterion over *all* epochs, sums integer buffers and rounds frozen tensors.
     """
     from espnet_prune.errors import CheckpointError
-    from espnet_prune.wavlm.checkpoint import read_checkpoint
+    from espnet_prune.utils.checkpoint import read_checkpoint
 
     output_dir = Path(output_dir)
     files = [output_dir / f"{e}epoch.pth" for e in epochs]
@@ -265,8 +265,8 @@ def export_checkpoint(args, output_dir: Path, auto: str = "closest") -> tuple[st
 
 def trained_model(task, output_dir: Path, checkpoint: str):
     """Rebuild the run's model from its config.yaml and load ``checkpoint`` (a file name),
-    without unpickling and strictly (:func:`espnet_prune.tasks.model_file.load_trained_model`)."""
-    from espnet_prune.tasks.model_file import load_trained_model
+    without unpickling and strictly (:func:`espnet_prune.diar.model_file.load_trained_model`)."""
+    from espnet_prune.diar.model_file import load_trained_model
 
     model_file = output_dir / checkpoint
     if not model_file.exists():

@@ -54,13 +54,13 @@ class ProgressBarTrainer(Trainer):
     @classmethod
     def resume(cls, checkpoint, model, reporter, *args, **kwargs):
         """ESPnet's resume, with ``checkpoint.pth`` read by
-        :func:`espnet_prune.tasks.model_file.read_run_state` (``weights_only=True``) instead
+        :func:`espnet_prune.diar.model_file.read_run_state` (``weights_only=True``) instead
         of ESPnet's full unpickle: a planted resume file cannot run code.  Then the epoch
         the checkpoint ends is completed
         (:func:`espnet_prune.espnet_compat.complete_checkpointed_epoch`)."""
         import espnet2.train.trainer as trainer_module
 
-        from espnet_prune.tasks.model_file import read_run_state
+        from espnet_prune.diar.model_file import read_run_state
 
         loaded = {}
 

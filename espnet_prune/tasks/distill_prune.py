@@ -80,11 +80,11 @@ def parse_units(units) -> tuple[str, ...]:
 def load_diarization_teacher(config_file: str | None, model_file: str):
     """The fine-tuned diarization model whose WavLM becomes the teacher.
 
-    Read without unpickling and loaded strictly (:mod:`espnet_prune.tasks.model_file`); the
+    Read without unpickling and loaded strictly (:mod:`espnet_prune.diar.model_file`); the
     kind of file is checked first: a bare WavLM checkpoint, a model whose frontend is not
     ``wavlm_prunable`` (e.g. fbank) or a model that does not match ``--teacher_config`` is a
     one-line error naming the file."""
-    from espnet_prune.tasks.model_file import (
+    from espnet_prune.diar.model_file import (
         build_model,
         load_state,
         read_model_state,
@@ -344,7 +344,7 @@ class DistillPruneTask(ChunkedDataTask):
             return WavLMPrunableFrontend.frame_geometry(path=args.teacher_wavlm)
         if getattr(args, "teacher_config", None) is None:
             raise ConfigError("--teacher_config is required (or give --teacher_wavlm)")
-        from espnet_prune.tasks.model_file import read_train_config
+        from espnet_prune.diar.model_file import read_train_config
 
         teacher_args = read_train_config(args.teacher_config, "--teacher_config")
         return frame_geometry(teacher_args.get("frontend"), teacher_args.get("frontend_conf"))

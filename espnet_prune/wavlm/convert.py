@@ -1,7 +1,7 @@
 """Conversion of Hugging Face (WavLMModel / HubertModel / Wav2Vec2Model directories) and
 original/s3prl ``{"cfg", "model"}`` WavLM checkpoints into :class:`WavLM`; the config and key
 layout of torchaudio's / DPHuBERT's WavLM (what DiariZen's checkpoints use) for
-:mod:`espnet_prune.tasks.diarizen_import`.
+:mod:`espnet_prune.zoo.diarizen`.
 
 Every source key must map onto a model key and every model key must be filled; anything else
 is a ``CheckpointError`` naming the file and the key.  Only training-only tensors that the
@@ -16,8 +16,9 @@ import os
 import re
 
 from espnet_prune.errors import CheckpointError, ConfigError
+from espnet_prune.utils.checkpoint import read_checkpoint
 from espnet_prune.utils.state_dict import load_state_dict_strict
-from espnet_prune.wavlm.checkpoint import FORMAT, read_checkpoint, save_wavlm
+from espnet_prune.wavlm.checkpoint import FORMAT, save_wavlm
 from espnet_prune.wavlm.config import WavLMConfig
 from espnet_prune.wavlm.model import WavLM
 

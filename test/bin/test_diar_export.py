@@ -9,7 +9,7 @@ pytest.importorskip("onnxruntime")
 
 from espnet_prune.bin import diar_export, diar_inference  # noqa: E402
 from espnet_prune.errors import CheckpointError, ConfigError  # noqa: E402
-from espnet_prune.infer.bench import wavlm_preset  # noqa: E402
+from espnet_prune.measure.bench import wavlm_preset  # noqa: E402
 
 TINY = {
     "frontend": "wavlm_prunable",

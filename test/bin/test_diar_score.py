@@ -6,7 +6,7 @@ import time
 import pytest
 
 from espnet_prune.bin import diar_score
-from espnet_prune.infer.scoring import find_md_eval
+from espnet_prune.eval.scoring import find_md_eval
 from espnet_prune.utils.rttm import RttmSegment, write_rttm
 
 REF = [

@@ -6,7 +6,7 @@ import pytest
 
 from espnet_prune.bin import diar_score, make_results
 from espnet_prune.errors import DataError
-from espnet_prune.infer.bench import SPEED_KEY
+from espnet_prune.eval.results import SPEED_KEY
 from espnet_prune.utils.rttm import RttmSegment, write_rttm
 
 REF = [RttmSegment("r1", 0.0, 6.0, "A"), RttmSegment("r1", 4.0, 6.0, "B")]

@@ -9,8 +9,8 @@ import torch
 import transformers
 
 from espnet_prune.bin import wavlm_bench, wavlm_convert, wavlm_prune, wavlm_stats
-from espnet_prune.infer.bench import SPEED_KEY, uniform_structure
-from espnet_prune.infer.results import measured_speed
+from espnet_prune.eval.results import SPEED_KEY, measured_speed
+from espnet_prune.measure.bench import uniform_structure
 from espnet_prune.wavlm import WavLM, load_wavlm, save_wavlm, wavlm_config
 from espnet_prune.wavlm.counting import count_params, structure_of_config
 

@@ -34,8 +34,8 @@ def configs(tmp_path):
 
 @pytest.mark.parametrize("name", ["fbank", "wavlm"])
 def test_same_model_as_the_task_builds(tmp_path, name):
+    from espnet_prune.diar.model_file import build_model
     from espnet_prune.tasks.diar import PowersetDiarizationTask
-    from espnet_prune.tasks.model_file import build_model
 
     conf = configs(tmp_path)[name]
     path = tmp_path / "config.yaml"
@@ -54,7 +54,7 @@ def test_same_model_as_the_task_builds(tmp_path, name):
 
 
 def test_unknown_frontend_or_encoder_is_one_error_naming_the_config(tmp_path):
-    from espnet_prune.tasks.model_file import build_model
+    from espnet_prune.diar.model_file import build_model
 
     for key, value in (("frontend", "mel"), ("encoder", "transformer")):
         conf = dict(configs(tmp_path)["fbank"], **{key: value})

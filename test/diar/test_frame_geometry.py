@@ -140,7 +140,7 @@ def readme_frontend():
 def test_the_readme_recipe_adds_a_frontend_that_trains(readme_frontend, tiny_data_dir, tmp_path):
     from espnet_prune.bin import diar_train
     from espnet_prune.diar.frontends import FRONTENDS
-    from espnet_prune.tasks.model_file import load_trained_model, read_train_config
+    from espnet_prune.diar.model_file import load_trained_model, read_train_config
 
     config, added = readme_frontend
     assert added == {config["frontend"]}

@@ -300,7 +300,7 @@ def test_ami_large_stages_1_to_6(rehearsal_dir):
 
 
 def test_estimate_cost_report_arithmetic(tmp_path):
-    """pyscripts/estimate_cost.py --report (the READMEs' full-scale tables): time per epoch =
+    """espnet_prune/measure/cost.py --report (the READMEs' full-scale tables): time per epoch =
     (train chunks x step FLOPs + valid chunks x forward FLOPs) / (GPUs x TFLOP/s)."""
     rows = [{"stage": "3_teacher", "flops": 400e9, "forward_flops": 100e9,
              "activation_bytes": 1e9, "params_trainable": 100e6, "params_frozen": 0},

@@ -10,13 +10,13 @@ import torch
 pytest.importorskip("onnxruntime")
 
 from espnet_prune.errors import CheckpointError, ConfigError  # noqa: E402
-from espnet_prune.infer.bench import PRESETS, build_model  # noqa: E402
 from espnet_prune.infer.export import (  # noqa: E402
     OnnxSegmenter,
     export_onnx,
     onnx_segmentation,
     quantize_int8,
 )
+from espnet_prune.measure.bench import PRESETS, build_model  # noqa: E402
 
 RATE = 16000
 TOLERANCE = 1e-4  # max |log-prob| difference fp32 ONNX vs PyTorch (the bound)

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from espnet_prune.errors import DataError
+from espnet_prune.eval.scoring import score
 from espnet_prune.infer.clustering import AgglomerativeClustering
 from espnet_prune.infer.pipeline import DiarizationPipeline, InferenceConfig
-from espnet_prune.infer.scoring import score
 
 from .oracle import OracleSegmentation, ToneEmbedding, tone_recording
 

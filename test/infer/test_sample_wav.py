@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from espnet_prune.eval.scoring import score
 from espnet_prune.infer.pipeline import DiarizationPipeline
 from espnet_prune.infer.run import build_pipeline_parts, diarize_recordings
-from espnet_prune.infer.scoring import score
 from espnet_prune.utils.audio import read_audio
 from espnet_prune.utils.rttm import read_rttm
 

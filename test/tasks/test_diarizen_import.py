@@ -1,4 +1,4 @@
-"""Import of DiariZen model directories (espnet_prune.tasks.diarizen_import): every tensor lands
+"""Import of DiariZen model directories (espnet_prune.zoo.diarizen): every tensor lands
 where it should, the imported model computes DiariZen's function (checked against DiariZen's own
 model code where its source is at hand), it diarizes with diar_inference and fine-tunes with
 diar_train --init_param."""
@@ -32,7 +32,7 @@ from diarizen_fixtures import (
 )
 
 from espnet_prune.errors import CheckpointError, ConfigError
-from espnet_prune.tasks.diarizen_import import import_diarizen
+from espnet_prune.zoo.diarizen import import_diarizen
 
 DIARIZEN_REPO = Path(os.environ.get("DIARIZEN_REPO", "/work/.mirror/BUTSpeechFIT+DiariZen/repo"))
 DIARIZEN_FILES = [
@@ -266,7 +266,7 @@ def test_released_structures_compute_diarizen_function(diarizen_model_class, tmp
 def test_vbx_files_give_diarizen_plda_features(tmp_path, diarizen_model_class):
     import importlib
 
-    from espnet_prune.tasks.diarizen_import import convert_plda
+    from espnet_prune.zoo.diarizen import convert_plda
 
     plda_dir = write_vbx_files(tmp_path / "dz", lda_dim=128)
     vbx = importlib.import_module("diarizen.clustering.VBx")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from espnet_prune.eval.scoring import score
 from espnet_prune.infer.clustering import AgglomerativeClustering
 from espnet_prune.infer.oracle import OracleEmbedding, OracleSegmentation
 from espnet_prune.infer.pipeline import DiarizationPipeline
@@ -23,7 +24,6 @@ from espnet_prune.infer.run import (
     load_model,
     model_segmentation,
 )
-from espnet_prune.infer.scoring import score
 
 VARIANTS = ("full", "oracle_segmentation", "oracle_clustering", "oracle_both")
 

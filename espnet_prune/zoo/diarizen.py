@@ -97,7 +97,7 @@ def named_wavlm_config(name: str):
 def wavlm_config_from_src(wavlm_src: str, model_dir: Path, source):
     """``wavlm_src`` as DiariZen reads it: a WavLM checkpoint file with its ``config`` (looked
     up next to config.toml, then as given), else a named structure."""
-    from espnet_prune.wavlm.checkpoint import read_checkpoint
+    from espnet_prune.utils.checkpoint import read_checkpoint
     from espnet_prune.wavlm.convert import config_from_torchaudio
 
     for candidate in (model_dir / str(wavlm_src), Path(str(wavlm_src))):
@@ -115,7 +115,7 @@ def read_model_dir(model_dir) -> tuple[dict, dict, Path]:
     """``(config.toml as a mapping, state dict, weights path)`` of a DiariZen model directory."""
     import torch
 
-    from espnet_prune.wavlm.checkpoint import read_checkpoint
+    from espnet_prune.utils.checkpoint import read_checkpoint
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -321,7 +321,7 @@ def inference_config(config: dict, embedding_model, source,
     # DiariZen runs its batch of windows through the WavLM and the ResNet34 at once; the
     # released 32 windows of 8 s take a 60 s recording to 2.9 GB peak RSS on CPU. The batch
     # goes through both in slices of this many windows instead (results do not depend on it;
-    # measured for 2 h: espnet_prune/infer/BENCHMARKS.md, issue 17 section).
+    # measured for 2 h: espnet_prune/measure/BENCHMARKS.md, issue 17 section).
     conf["forward_batch_size"] = IMPORT_FORWARD_BATCH_SIZE
     if "apply_median_filtering" in inference:
         conf["median_filter"] = 11 if inference["apply_median_filtering"] else 0
@@ -432,9 +432,9 @@ def import_diarizen(model_dir, output_dir, embedding_model=None) -> dict:
     import numpy as np
     import yaml
 
+    from espnet_prune.diar.model_file import build_model
     from espnet_prune.infer.plda import KEYS as PLDA_KEYS
     from espnet_prune.tasks.diar import PowersetDiarizationTask
-    from espnet_prune.tasks.model_file import build_model
     from espnet_prune.utils.io import atomic_path, atomic_torch_save, check_output_dir
     from espnet_prune.wavlm.checkpoint import save_wavlm
 

@@ -9,7 +9,7 @@ random-weight WeSpeaker ResNet34 in pyannote's layout, and a synthetic conversat
 process, whose peak RSS (``ru_maxrss`` of that child alone, from ``os.wait4``) and wall/CPU
 times are reported as JSON and a table.
 
-    python benchmarks/diarizen_import_memory.py --duration 7200 --json out.json
+    python espnet_prune/measure/diarizen_import_memory.py --duration 7200 --json out.json
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def prepare(folder: Path, duration: float) -> dict:
         write_vbx_files,
     )
 
-    from espnet_prune.infer.bench import write_synthetic_wav
     from espnet_prune.infer.wespeaker import WeSpeakerResNet34
+    from espnet_prune.measure.bench import write_synthetic_wav
 
     wavlm, args = released_base_s80()
     source = folder / "diarizen-wavlm-base-s80-md"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from espnet_prune.errors import DataError
-from espnet_prune.infer.scoring import (
+from espnet_prune.eval.scoring import (
     find_md_eval,
     merge_speaker_overlaps,
     run_md_eval,

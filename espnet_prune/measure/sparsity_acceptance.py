@@ -11,7 +11,7 @@ mini recipe's dump/train) or white noise.  Made the exploration table of
 espnet_prune/prune/CONVERGENCE.md (the acceptance runs use the real CLIs:
 egs2/mini_meeting/diar1/local/sparsity_acceptance.sh).  Example::
 
-    tools/venv/bin/python test/prune/sparsity_acceptance.py \
+    tools/venv/bin/python espnet_prune/measure/sparsity_acceptance.py \
         --teacher egs2/mini_meeting/diar1/exp/prune/wavlm_teacher.pt \
         --data_dir egs2/mini_meeting/diar1/dump/train --target params --sparsity 0.8
 """

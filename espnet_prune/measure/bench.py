@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from espnet_prune.eval.results import SPEED_KEY
+
 RATE = 16000
 # (unpruned, pruned) WavLM presets and Conformer settings per benchmark preset
 PRESETS = {
@@ -45,9 +47,6 @@ def wavlm_preset(name: str):
                     ffn_dims=[24, 8, 16], use_attention=[True, True, False])
         return WavLMConfig.from_dict(conf)
     return wavlm_config(name)
-
-# the field of a speed record that RESULTS.md's speed-up comes from
-SPEED_KEY = "seconds_per_audio_second"
 
 
 def uniform_structure(config, sparsity: float):
@@ -431,7 +430,7 @@ def export_in_child(wavlm_name: str, encoder_conf: dict, quantize: str, path: st
 
     from espnet_prune.errors import EspnetPruneError
 
-    code = ("import json, sys; from espnet_prune.infer.bench import export_preset; "
+    code = ("import json, sys; from espnet_prune.measure.bench import export_preset; "
             "export_preset(*json.loads(sys.argv[1]))")
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps([wavlm_name, encoder_conf, quantize, path])],
@@ -502,7 +501,7 @@ def measure_memory(**run) -> dict:
 
     from espnet_prune.errors import EspnetPruneError
 
-    code = ("import json, sys; from espnet_prune.infer.bench import memory_run, MEMORY_TAG; "
+    code = ("import json, sys; from espnet_prune.measure.bench import memory_run, MEMORY_TAG; "
             "print(MEMORY_TAG + json.dumps(memory_run(**json.loads(sys.argv[1]))))")
     done = subprocess.run([sys.executable, "-c", code, json.dumps(run)], capture_output=True,
                           text=True)

@@ -8,7 +8,7 @@ config's threshold puts every embedding of a recording in one cluster whatever t
 its reference number of speakers (``num_speakers``), so the result does depend on how the
 embeddings group, and both modes see the same segmentation, windows and clustering::
 
-    python benchmarks/trunk_option_der.py --data_dir egs2/mini_meeting/diar1/data/test \\
+    python espnet_prune/measure/trunk_option_der.py --data_dir egs2/mini_meeting/diar1/data/test \\
         --train_config egs2/mini_meeting/diar1/exp/pruned/config.yaml \\
         --model_file egs2/mini_meeting/diar1/exp/pruned/valid.loss.ave.pth \\
         --config egs2/mini_meeting/diar1/conf/inference.yaml --json trunk_der.json
@@ -31,6 +31,7 @@ def trunk_option_der(data_dir: str, train_config: str, model_file: str, config: 
     """DER (collar 0) per trunk mode, each recording clustered into its reference count."""
     import torch
 
+    from espnet_prune.eval.scoring import score
     from espnet_prune.infer.clustering import AgglomerativeClustering
     from espnet_prune.infer.embeddings import build_embedding
     from espnet_prune.infer.pipeline import DiarizationPipeline
@@ -40,7 +41,6 @@ def trunk_option_der(data_dir: str, train_config: str, model_file: str, config: 
         load_model,
         model_segmentation,
     )
-    from espnet_prune.infer.scoring import score
     from espnet_prune.infer.wespeaker import WeSpeakerResNet34
     from espnet_prune.utils.audio import read_audio
     from espnet_prune.utils.datadir import validate_data_dir

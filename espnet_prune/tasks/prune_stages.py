@@ -30,7 +30,7 @@ def stage_parser(description: str):
 def check_inputs_and_outputs(args) -> None:
     """Fail in seconds, before any data or model is loaded: the teacher's config must be valid
     YAML and the output/export directories creatable and writable (one line naming them)."""
-    from espnet_prune.tasks.model_file import read_train_config
+    from espnet_prune.diar.model_file import read_train_config
     from espnet_prune.utils.io import check_output_dir
 
     if getattr(args, "teacher_config", None):

@@ -2,16 +2,15 @@
 
 import numpy as np
 import soundfile as sf
+from infer.oracle import RATE, ToneEmbedding, tone_recording
 
 from espnet_prune.diar.powerset import Powerset
-from espnet_prune.infer.ablation import VARIANTS, ablate, table
+from espnet_prune.eval.ablation import VARIANTS, ablate, table
 from espnet_prune.infer.clustering import AgglomerativeClustering
 from espnet_prune.infer.oracle import OracleEmbedding, OracleSegmentation
 from espnet_prune.infer.pipeline import DiarizationPipeline, InferenceConfig
 from espnet_prune.utils.datadir import validate_data_dir
 from espnet_prune.utils.rttm import write_rttm
-
-from .oracle import RATE, ToneEmbedding, tone_recording
 
 
 class ShiftedSegmentation:

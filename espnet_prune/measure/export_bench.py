@@ -2,7 +2,7 @@
 (onnxruntime dynamic quantisation) and, for comparison, PyTorch int8 (``torch.ao`` dynamic
 quantisation of the Linear layers). A measurement script, not a test::
 
-    python -m espnet_prune.infer.export_bench --preset base_plus_s80 --threads 2 \\
+    python -m espnet_prune.measure.export_bench --preset base_plus_s80 --threads 2 \\
         [--model_file EXP/valid.loss.ave.pth --train_config EXP/config.yaml --wav_scp WAV_SCP]
 
 Speed: the model (random weights; the WavLM preset's shape, the default Conformer) on one
@@ -33,7 +33,7 @@ RATE = 16000
 def example_windows(window: float, batch_size: int, audio: np.ndarray | None = None):
     """``batch_size`` windows of ``window`` s (the last one 60 % full, as the last window of a
     recording), from ``audio`` (synthetic speech-like audio without)."""
-    from espnet_prune.infer.bench import synthetic_recording
+    from espnet_prune.measure.bench import synthetic_recording
 
     samples = int(window * RATE)
     if audio is None:
@@ -148,7 +148,7 @@ def measure(preset: str = "base_plus_s80", threads: int = 2, window: float = 8.0
             train_config: str | None = None, wav_scp: str | None = None) -> dict:
     import torch
 
-    from espnet_prune.infer.bench import build_model
+    from espnet_prune.measure.bench import build_model
 
     torch.manual_seed(0)
     result = {"config": {"preset": preset, "threads": threads, "window": window,

@@ -10,7 +10,7 @@ CLI of this project reads model files through this module instead:
 * :func:`load_trained_model`: ``build_model_from_file(config, None)`` (model from the
   training config only; or a builder function of the config, see :func:`build_model`),
   then the state dict read with ``weights_only=True``
-  (:func:`espnet_prune.wavlm.checkpoint.read_checkpoint`) and loaded strictly, every problem a
+  (:func:`espnet_prune.utils.checkpoint.read_checkpoint`) and loaded strictly, every problem a
   one-line error naming the file (and the key).
 * :func:`load_pretrained_model`: ESPnet's ``--init_param`` semantics
   (``path:src_key:dst_key:excludes``, ``--ignore_init_mismatch``) on a ``weights_only`` read;
@@ -77,7 +77,8 @@ def read_model_state(path, what: str = "model file", reject_wavlm: bool = True) 
     unwrapped, as ESPnet does); anything else is a one-line CheckpointError naming ``path``."""
     import torch
 
-    from espnet_prune.wavlm.checkpoint import FORMAT, read_checkpoint
+    from espnet_prune.utils.checkpoint import read_checkpoint
+    from espnet_prune.wavlm.checkpoint import FORMAT
 
     state = read_checkpoint(path, what)
     if isinstance(state, dict) and state.get("format") == FORMAT and reject_wavlm:
@@ -209,7 +210,7 @@ def run_state_globals() -> tuple:
 def read_run_state(path) -> dict:
     """ESPnet's resume file (``checkpoint.pth``: model, reporter, optimiser and scheduler
     states) read with ``weights_only=True``; ESPnet's own trainer unpickles it in full."""
-    from espnet_prune.wavlm.checkpoint import read_checkpoint
+    from espnet_prune.utils.checkpoint import read_checkpoint
 
     state = read_checkpoint(path, "ESPnet resume file", extra_globals=run_state_globals())
     if not isinstance(state, dict) or "model" not in state or "reporter" not in state:

@@ -17,7 +17,10 @@ from importlib import metadata
 from pathlib import Path
 
 from espnet_prune.errors import DataError
-from espnet_prune.infer.bench import SPEED_KEY
+
+# the key of the CPU speed record (wavlm_bench JSON: seconds per second of audio) that the
+# results read; espnet_prune.measure.bench writes it
+SPEED_KEY = "seconds_per_audio_second"
 
 MODEL_DESCRIPTIONS = {
     "fbank": "fbank baseline (80-dim fbank + Conformer)",

@@ -1,0 +1,1 @@
+"""Models from elsewhere: the import of released DiariZen models."""
