@@ -11,9 +11,9 @@ Two kinds of import are told apart:
   be acyclic too (two modules that need each other are one concern split in two, and hoisting
   either lazy import would make a module-level cycle), and they count for the layering.
 
-Layering: the WavLM package (``wavlm/``) is the bottom layer that diarization builds on, so it
-imports none of ``diar``, ``infer``, ``tasks``, ``prune``; the command lines (``bin/``) are the
-top, so nothing outside ``bin/`` imports ``espnet_prune.bin``.
+Layering (DESIGN.md draws it): every module belongs to one layer of :data:`LAYERS`, and a
+module imports only its own package or a lower layer. Two packages on the same layer (``wavlm``
+and ``corpus``; ``prune`` and ``ssl``; ``measure`` and ``zoo``) do not import each other.
 """
 
 from __future__ import annotations
@@ -145,9 +145,63 @@ def offending_imports(importers: str, forbidden: tuple[str, ...], exempt: str | 
     return found
 
 
-@pytest.mark.parametrize("layer", ["diar", "infer", "tasks", "prune", "bin"])
-def test_wavlm_imports_no_higher_layer(layer):
-    assert offending_imports(f"{PACKAGE}.wavlm", (f"{PACKAGE}.{layer}",)) == []
+# bottom to top; a name is a top-level module or package of espnet_prune ("" is the package's
+# own __init__: the public facade, which may re-export from any layer)
+LAYERS = [
+    ("errors",),
+    ("utils", "registration"),
+    ("wavlm", "corpus"),
+    ("diar",),
+    ("prune", "ssl"),
+    ("espnet_compat",),
+    ("tasks",),
+    ("infer",),
+    ("eval",),
+    ("measure", "zoo"),
+    ("",),
+    ("bin",),
+]
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def package_of(module: str) -> str:
+    """``espnet_prune.diar.model`` -> ``diar``; the package itself -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_violations(graph) -> list[str]:
+    found = []
+    for module, (top, lazy) in graph.items():
+        source = package_of(module)
+        for target in sorted(top | lazy):
+            dest = package_of(target)
+            if dest != source and RANK[dest] >= RANK[source]:
+                found.append(f"{module} ({source or PACKAGE}, layer {RANK[source]}) imports "
+                             f"{target} ({dest or PACKAGE}, layer {RANK[dest]})")
+    return found
+
+
+def test_every_package_has_a_layer():
+    unplaced = sorted({package_of(module) for module in MODULES} - set(RANK))
+    assert unplaced == [], f"add these to LAYERS (and DESIGN.md): {unplaced}"
+
+
+def test_imports_only_go_down_the_layers():
+    assert layer_violations(GRAPH) == []
+
+
+def test_an_upward_import_is_caught():
+    # guards the rule itself: the two directions that once existed between prune and tasks
+    graph = {"espnet_prune.prune.export": ({"espnet_prune.tasks.chunked"}, set()),
+             "espnet_prune.tasks.chunked": ({"espnet_prune.prune.optim"}, set()),
+             "espnet_prune.wavlm.model": (set(), {"espnet_prune.corpus.download"})}
+    assert layer_violations(graph) == [
+        "espnet_prune.prune.export (prune, layer 4) imports espnet_prune.tasks.chunked "
+        "(tasks, layer 6)",
+        "espnet_prune.wavlm.model (wavlm, layer 2) imports espnet_prune.corpus.download "
+        "(corpus, layer 2)",
+    ]
 
 
 def test_nothing_but_the_command_lines_imports_them():
