@@ -21,8 +21,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = "espnet_prune"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 

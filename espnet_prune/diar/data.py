@@ -18,6 +18,7 @@ import torch
 from espnet_prune.errors import ConfigError, DataError
 from espnet_prune.utils.audio import read_audio
 from espnet_prune.utils.datadir import DataDir, validate_data_dir
+from espnet_prune.utils.frames import num_frames
 from espnet_prune.utils.rttm import RttmSegment
 
 # Regions (whole recording or UEM span) shorter than this give no chunk.
@@ -32,13 +33,6 @@ def load_data_dir(path: str | Path, sample_rate: int = 16000) -> DataDir:
     if key not in _validated:
         _validated[key] = validate_data_dir(path, sample_rate=sample_rate, require_rttm=True)
     return _validated[key]
-
-
-def num_frames(num_samples: int, frame_shift: int, frame_length: int) -> int:
-    """Frames of a window of ``frame_length`` moved by ``frame_shift`` (no padding)."""
-    if num_samples < frame_length:
-        return 0
-    return (num_samples - frame_length) // frame_shift + 1
 
 
 @dataclass(frozen=True)

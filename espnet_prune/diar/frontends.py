@@ -21,6 +21,7 @@ import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
 from espnet_prune.errors import ConfigError
+from espnet_prune.utils.frames import num_frames
 from espnet_prune.wavlm.components import scale_grad
 from espnet_prune.wavlm.config import WavLMConfig
 
@@ -43,16 +44,13 @@ class _GradScaleHook:
         return output
 
 
-def frames_from_lengths(lengths: torch.Tensor, frame_shift: int, frame_length: int):
-    return torch.clamp(torch.div(lengths - frame_length, frame_shift, rounding_mode="floor") + 1, 0)
-
-
 class DiarFrontend(AbsFrontend):
     """Common interface: frame geometry in samples, upstream parameters.
 
-    A frontend gives ``T`` samples ``(T - frame_length) // frame_shift + 1`` frames (none when
-    ``T < frame_length``): the instance's ``frame_shift``/``frame_length`` say it for the model
-    and inference, :meth:`frame_geometry` says it from the configuration for the data pipeline.
+    A frontend gives ``T`` samples ``num_frames(T, frame_shift, frame_length)`` frames
+    (:mod:`espnet_prune.utils.frames`): the instance's ``frame_shift``/``frame_length`` say it
+    for the model and inference, :meth:`frame_geometry` says it from the configuration for the
+    data pipeline.
     """
 
     frame_shift: int
@@ -134,7 +132,7 @@ class FbankFrontend(DiarFrontend):
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor):
         from torchaudio.compliance import kaldi
 
-        frame_lengths = frames_from_lengths(speech_lengths, self.frame_shift, self.frame_length)
+        frame_lengths = num_frames(speech_lengths, self.frame_shift, self.frame_length)
         max_frames = int(frame_lengths.max()) if frame_lengths.numel() else 0
         feats = speech.new_zeros(speech.shape[0], max_frames, self.n_mels)
         for b in range(speech.shape[0]):
@@ -213,7 +211,7 @@ class S3prlLayersFrontend(DiarFrontend):
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor):
         hidden_states, lengths = self.upstream(speech, speech_lengths)
-        frame_lengths = frames_from_lengths(speech_lengths, self.frame_shift, self.frame_length)
+        frame_lengths = num_frames(speech_lengths, self.frame_shift, self.frame_length)
         feats = self.layer_sum(hidden_states)
         # s3prl counts ceil(T / shift) frames; keep the frames the CNN really computes
         frame_lengths = torch.minimum(frame_lengths, lengths[-1].to(frame_lengths.device))
@@ -310,7 +308,7 @@ class WavLMPrunableFrontend(DiarFrontend):
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor):
         hidden_states, lengths = self.wavlm.extract_features(speech, speech_lengths)
-        frame_lengths = frames_from_lengths(speech_lengths, self.frame_shift, self.frame_length)
+        frame_lengths = num_frames(speech_lengths, self.frame_shift, self.frame_length)
         if lengths is not None:
             frame_lengths = torch.minimum(frame_lengths, lengths.to(frame_lengths.device))
         feats = self.layer_sum(hidden_states)

@@ -15,6 +15,7 @@ import hashlib
 
 import numpy as np
 
+from espnet_prune.utils.frames import num_frames
 from espnet_prune.utils.rttm import RttmSegment
 
 
@@ -47,7 +48,7 @@ class OracleSegmentation:
         self.reference, _ = reference_frames(turns, num_samples, frame_shift, frame_length,
                                              sample_rate)
         self.offsets = [int(s) // frame_shift for s in window_starts]
-        self.frames = (window - frame_length) // frame_shift + 1
+        self.frames = num_frames(window, frame_shift, frame_length)
         self.calls = 0
 
     def __call__(self, batch, lengths):

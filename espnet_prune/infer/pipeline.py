@@ -20,6 +20,7 @@ from scipy.ndimage import median_filter
 
 from espnet_prune.errors import ConfigError, DataError
 from espnet_prune.infer.clustering import assign, check_speaker_bounds, l2_normalize
+from espnet_prune.utils.frames import num_frames
 from espnet_prune.utils.rttm import RttmSegment
 
 Segmentation = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -132,9 +133,7 @@ class DiarizationPipeline:
 
     def frames_in(self, num_samples: int) -> int:
         """Model frames in ``num_samples`` samples (the frontends' count: whole frames only)."""
-        if num_samples < self.frame_length:
-            return 0
-        return (num_samples - self.frame_length) // self.frame_shift + 1
+        return num_frames(num_samples, self.frame_shift, self.frame_length)
 
     def __call__(self, audio, recording: str = "rec") -> list[RttmSegment]:
         """``audio``: float samples ``[T]``, or a :class:`WavFileAudio` read window by window."""

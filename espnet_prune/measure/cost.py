@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from espnet_prune.utils.frames import num_frames
+
 
 def pruned_config(teacher: str):
     """The 80 %-sparse student of stages 5-6 (see the module docstring)."""
@@ -48,7 +50,7 @@ def chunk_batch(model_frame_shift: int, model_frame_length: int, seconds: float,
     import torch
 
     samples = int(seconds * 16000)
-    frames = (samples - model_frame_length) // model_frame_shift + 1
+    frames = num_frames(samples, model_frame_shift, model_frame_length)
     generator = torch.Generator().manual_seed(seed)
     labels = (torch.rand(1, frames, 4, generator=generator) > 0.7).float()
     return {

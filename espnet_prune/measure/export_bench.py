@@ -132,12 +132,12 @@ def speed(backends: dict, speech, lengths, runs: int, warmup: int) -> dict:
 
 
 def frames_function(model):
-    from espnet_prune.diar.frontends import frames_from_lengths
+    from espnet_prune.utils.frames import num_frames
 
     def frames_of(lengths):
         import torch
 
-        return frames_from_lengths(torch.from_numpy(lengths), model.frame_shift,
+        return num_frames(torch.from_numpy(lengths), model.frame_shift,
                                    model.frame_length).numpy()
 
     return frames_of

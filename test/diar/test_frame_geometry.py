@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from espnet_prune.diar.data import num_frames
 from espnet_prune.infer.pipeline import DiarizationPipeline
+from espnet_prune.utils.frames import num_frames
 from espnet_prune.wavlm import WavLM, save_wavlm, wavlm_config
 from espnet_prune.wavlm.config import override_config
 
