@@ -6,41 +6,37 @@ pinned environment (ESPnet installed ``--no-deps`` plus an explicit runtime list
 ``tools/`` (see ``tools/requirements.txt``).
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
-CONSOLE_SCRIPTS = [
-    f"espnet-prune-{name.replace('_', '-')}=espnet_prune.bin.{name}:main"
-    for name in (
-        "wavlm_convert",
-        "wavlm_prune",
-        "wavlm_stats",
-        "wavlm_bench",
-        "diar_train",
-        "diar_prune",
-        "diar_inference",
-        "diar_export",
-        "diar_score",
-        "diar_bench",
-    )
-]
-
-setup(
-    name="espnet-prune",
-    version="0.1.0",
-    description="Fine-tune before structured pruning of WavLM for end-to-end neural diarization",
-    long_description=open("README.md", encoding="utf-8").read(),
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    packages=find_packages(include=["espnet_prune", "espnet_prune.*"]),
-    # Light, torch-agnostic requirements only; torch/torchaudio/espnet come from tools/.
-    install_requires=[
-        "numpy",
-        "soundfile",
-        "pyyaml",
-        "tqdm",
-    ],
-    # diar_export and diar_inference --backend onnxruntime (versions: tools/requirements.txt)
-    extras_require={"test": ["pytest", "ruff"], "onnx": ["onnx", "onnxruntime"]},
-    entry_points={"console_scripts": CONSOLE_SCRIPTS},
-    license="Apache-2.0",
+# every command line of espnet_prune/bin, as espnet-prune-<name> (python -m espnet_prune.bin.<name>
+# works the same)
+CONSOLE_SCRIPTS = sorted(
+    f"espnet-prune-{path.stem.replace('_', '-')}=espnet_prune.bin.{path.stem}:main"
+    for path in Path(__file__).resolve().parent.joinpath("espnet_prune", "bin").glob("*.py")
+    if path.stem != "__init__"
 )
+
+if __name__ == "__main__":  # pip and setuptools run it as the main module; tests read it
+    setup(
+        name="espnet-prune",
+        version="0.1.0",
+        description=("Fine-tune before structured pruning of WavLM for end-to-end neural "
+                     "diarization"),
+        long_description=open("README.md", encoding="utf-8").read(),
+        long_description_content_type="text/markdown",
+        python_requires=">=3.10",
+        packages=find_packages(include=["espnet_prune", "espnet_prune.*"]),
+        # Light, torch-agnostic requirements only; torch/torchaudio/espnet come from tools/.
+        install_requires=[
+            "numpy",
+            "soundfile",
+            "pyyaml",
+            "tqdm",
+        ],
+        # diar_export and diar_inference --backend onnxruntime (versions: tools/requirements.txt)
+        extras_require={"test": ["pytest", "ruff"], "onnx": ["onnx", "onnxruntime"]},
+        entry_points={"console_scripts": CONSOLE_SCRIPTS},
+        license="Apache-2.0",
+    )

@@ -25,7 +25,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.eval.ablation:ablate_model")
+def target():
+    from espnet_prune.eval.ablation import ablate_model
+
+    return ablate_model
+
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

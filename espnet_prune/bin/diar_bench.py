@@ -54,7 +54,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.measure.bench:benchmark_pipeline")
+def target():
+    from espnet_prune.measure.bench import benchmark_pipeline
+
+    return benchmark_pipeline
+
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.infer.export:export_model_file")
+def target():
+    from espnet_prune.infer.export import export_model_file
+
+    return export_model_file
+
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

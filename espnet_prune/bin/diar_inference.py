@@ -53,7 +53,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.infer.run:diarize")
+def target():
+    from espnet_prune.infer.run import diarize
+
+    return diarize
+
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.infer.plda:train_plda")
+def target():
+    from espnet_prune.infer.plda import train_plda
+
+    return train_plda
+
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.eval.scoring:score_files")
+def target():
+    from espnet_prune.eval.scoring import score_files
+
+    return score_files
+
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

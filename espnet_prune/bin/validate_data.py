@@ -27,7 +27,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.utils.datadir:validate_and_format")
+def target():
+    from espnet_prune.utils.datadir import validate_and_format
+
+    return validate_and_format
+
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,8 @@ depend on them.
 from __future__ import annotations
 
 import argparse
-import json
 
-from espnet_prune.utils.cli import run_main
+from espnet_prune.utils.cli import command, run_main
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -38,36 +37,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
-    import torch
+def target():
+    from espnet_prune.measure.bench import benchmark_wavlm
 
-    from espnet_prune.errors import ConfigError
-    from espnet_prune.infer import bench
-    from espnet_prune.utils.datadir import write_text
+    return benchmark_wavlm
 
-    if not 0.0 <= args.sparsity < 1.0:
-        raise ConfigError(f"--sparsity must be in [0, 1), got {args.sparsity}")
-    if not 0.025 <= args.seconds <= 3600:  # also rejects nan; 0.025 s: one 25 ms frame
-        raise ConfigError(f"--seconds must be in [0.025, 3600], got {args.seconds}")
-    if args.runs < 1:
-        raise ConfigError(f"--runs must be at least 1, got {args.runs}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch_size must be at least 1, got {args.batch_size}")
-    if args.threads < 0:
-        raise ConfigError(f"--threads must be 0 (default) or positive, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.checkpoint:
-        result = bench.checkpoint_speed(args.checkpoint, args.seconds, args.batch_size,
-                                        args.runs, args.device)
-    else:
-        result = bench.pruning_speedup(args.preset, args.sparsity, args.pruned, args.seconds,
-                                       args.batch_size, args.runs, args.device)
-    print(json.dumps(result))
-    if args.json:
-        write_text(args.json, json.dumps(result, indent=1) + "\n", make_parents=True)
-    return 0
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

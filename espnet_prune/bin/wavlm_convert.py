@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from espnet_prune.utils.cli import file_to_file_command, run_main
 
+
+def target():
+    from espnet_prune.wavlm.convert import convert_file
+
+    return convert_file
+
+
 main = file_to_file_command(
-    "espnet_prune.wavlm.convert:convert_file", __doc__,
+    target, __doc__,
     input_help="HF model directory (config.json + weights) or {cfg,model} .pt")
 
 

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from espnet_prune.utils.cli import file_to_file_command, run_main
 
-main = file_to_file_command("espnet_prune.wavlm.checkpoint:prune_file", __doc__,
-                            input_help="masked checkpoint (with gates)")
+
+def target():
+    from espnet_prune.wavlm.checkpoint import prune_file
+
+    return prune_file
+
+
+main = file_to_file_command(target, __doc__, input_help="masked checkpoint (with gates)")
 
 
 if __name__ == "__main__":

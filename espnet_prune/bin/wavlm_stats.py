@@ -19,7 +19,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-main = command(get_parser, "espnet_prune.wavlm.stats:print_stats")
+def target():
+    from espnet_prune.wavlm.stats import print_stats
+
+    return print_stats
+
+
+main = command(get_parser, target)
 
 
 if __name__ == "__main__":

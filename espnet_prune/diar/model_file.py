@@ -32,20 +32,12 @@ WAVLM_HINT = ("a bare WavLM checkpoint (format 'espnet_prune.wavlm'), not an ESP
               "(a state dict written by diar_train, e.g. exp/diar_*/valid.loss.ave.pth)")
 
 
-def yaml_error(exc, path, option: str) -> ConfigError:
-    """One-line ConfigError for a ``yaml.YAMLError`` raised while reading ``path``."""
-    mark = getattr(exc, "problem_mark", None)
-    if path is None and mark is not None:
-        path = mark.name
-    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [""])[0]
-    return ConfigError(f"{path}{where}: {option} is not valid YAML ({problem})")
-
-
 def parse_task_args(parser, argv):
     """``parser.parse_args(argv)`` of an ESPnet task parser; a broken ``--config`` YAML (which
     ESPnet's parser reads with ``yaml.safe_load``) becomes one line naming the file."""
     import yaml
+
+    from espnet_prune.utils.config_file import yaml_error
 
     try:
         return parser.parse_args(argv)
@@ -55,21 +47,9 @@ def parse_task_args(parser, argv):
 
 def read_train_config(path, option: str = "--train_config") -> dict:
     """The training ``config.yaml`` as a mapping; broken YAML is one line with its position."""
-    import yaml
+    from espnet_prune.utils.config_file import read_yaml_mapping
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: {option} file does not exist")
-    try:
-        conf = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, path, option) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read {option} ({exc})") from None
-    if not isinstance(conf, dict):
-        raise ConfigError(f"{path}: {option} must be a YAML mapping (an ESPnet config.yaml), "
-                          f"got {type(conf).__name__}")
-    return conf
+    return read_yaml_mapping(path, option)
 
 
 def read_model_state(path, what: str = "model file", reject_wavlm: bool = True) -> dict:

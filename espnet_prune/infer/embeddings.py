@@ -98,6 +98,12 @@ EMBEDDINGS: dict[str, type[SpeakerEmbedding]] = {
     "resemblyzer": ResemblyzerEmbedding,
     "wespeaker_resnet34": WeSpeakerEmbedding,
 }
+# the extractor of an inference config that names none (the only one with offline weights)
+DEFAULT_EMBEDDING = "resemblyzer"
+# AHC distance threshold when the inference config gives no clustering: the recipe's 0.70
+# belongs to the WeSpeaker ResNet34; resemblyzer's d-vectors are closer together (tuned on
+# mini_meeting dev+test with oracle segmentation, see espnet_prune/measure/BENCHMARKS.md)
+AHC_THRESHOLD = {"resemblyzer": 0.45, "wespeaker_resnet34": 0.7}
 
 
 def build_embedding(name: str, **conf) -> SpeakerEmbedding:

@@ -16,35 +16,15 @@ import numpy as np
 
 from espnet_prune.errors import ConfigError
 
-DEFAULT_EMBEDDING = {"name": "resemblyzer", "conf": {}}
-DEFAULT_CLUSTERING = {"name": "ahc", "threshold": 0.7, "min_cluster_size": 30}
-# AHC distance threshold when the config gives no clustering: the recipe's 0.70 belongs to the
-# WeSpeaker ResNet34; resemblyzer's d-vectors are closer together (tuned on mini_meeting
-# dev+test with oracle segmentation, see espnet_prune/measure/BENCHMARKS.md)
-DEFAULT_AHC_THRESHOLD = {"resemblyzer": 0.45, "wespeaker_resnet34": 0.7}
-
 
 def load_inference_config(path: str | None) -> dict:
     """The inference YAML as a mapping (``{}`` without one); a missing file or broken YAML is
     one line naming it."""
     if path is None:
         return {}
-    import yaml
+    from espnet_prune.utils.config_file import read_yaml_mapping
 
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{file}: inference config does not exist")
-    try:
-        conf = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"{file}{where}: inference config is not valid YAML ({problem})") \
-            from None
-    if not isinstance(conf, dict):
-        raise ConfigError(f"{file}: expected a mapping at top level")
-    return conf
+    return read_yaml_mapping(path, "inference config", empty_ok=True)
 
 
 def build_clustering(conf: dict):
@@ -65,15 +45,17 @@ def build_clustering(conf: dict):
 
 def build_pipeline_parts(conf: dict, overrides: dict):
     """InferenceConfig, embedding extractor and clustering from the YAML mapping."""
-    from espnet_prune.infer.embeddings import build_embedding
+    from espnet_prune.infer.embeddings import AHC_THRESHOLD, DEFAULT_EMBEDDING, build_embedding
     from espnet_prune.infer.pipeline import InferenceConfig
 
     conf = dict(conf)
-    embedding_conf = conf.pop("embedding", DEFAULT_EMBEDDING)
+    embedding_conf = conf.pop("embedding", {"name": DEFAULT_EMBEDDING})
     clustering_conf = conf.pop("clustering", None)
-    if clustering_conf is None:
-        name = embedding_conf.get("name", "resemblyzer")
-        clustering_conf = dict(DEFAULT_CLUSTERING, threshold=DEFAULT_AHC_THRESHOLD.get(name, 0.7))
+    if clustering_conf is None:  # AHC with the threshold that suits the embedding
+        name = embedding_conf.get("name", DEFAULT_EMBEDDING)
+        clustering_conf = {"name": "ahc"}
+        if name in AHC_THRESHOLD:
+            clustering_conf["threshold"] = AHC_THRESHOLD[name]
     known = {f.name for f in dataclasses.fields(InferenceConfig)}
     unknown = sorted(set(conf) - known)
     if unknown:
@@ -81,7 +63,7 @@ def build_pipeline_parts(conf: dict, overrides: dict):
     conf.update({k: v for k, v in overrides.items() if v is not None})
     config = InferenceConfig(**conf)
     embedding = build_embedding(
-        embedding_conf.get("name", "resemblyzer"), **embedding_conf.get("conf", {})
+        embedding_conf.get("name", DEFAULT_EMBEDDING), **embedding_conf.get("conf", {})
     )
     return config, embedding, build_clustering(clustering_conf)
 

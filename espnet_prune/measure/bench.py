@@ -155,6 +155,40 @@ def pruning_speedup(preset: str, sparsity: float, pruned: str | None, seconds: f
     }
 
 
+def benchmark_wavlm(preset: str, sparsity: float, pruned: str | None, checkpoint: str | None,
+                    seconds: float, batch_size: int, runs: int, device: str, threads: int,
+                    json: str | None) -> dict:
+    """``wavlm_bench``: the speed record of one checkpoint, or unpruned vs pruned; printed as
+    one JSON line and written to ``json`` when given."""
+    import json as json_module
+
+    import torch
+
+    from espnet_prune.errors import ConfigError
+    from espnet_prune.utils.datadir import write_text
+
+    if not 0.0 <= sparsity < 1.0:
+        raise ConfigError(f"--sparsity must be in [0, 1), got {sparsity}")
+    if not 0.025 <= seconds <= 3600:  # also rejects nan; 0.025 s: one 25 ms frame
+        raise ConfigError(f"--seconds must be in [0.025, 3600], got {seconds}")
+    if runs < 1:
+        raise ConfigError(f"--runs must be at least 1, got {runs}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch_size must be at least 1, got {batch_size}")
+    if threads < 0:
+        raise ConfigError(f"--threads must be 0 (default) or positive, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
+    if checkpoint:
+        result = checkpoint_speed(checkpoint, seconds, batch_size, runs, device)
+    else:
+        result = pruning_speedup(preset, sparsity, pruned, seconds, batch_size, runs, device)
+    print(json_module.dumps(result))
+    if json:
+        write_text(json, json_module.dumps(result, indent=1) + "\n", make_parents=True)
+    return result
+
+
 def build_model(wavlm_name: str, encoder_conf: dict, seed: int = 0):
     """EEND model (WavLM frontend + Conformer + powerset head) with random weights, eval."""
     import torch

@@ -18,7 +18,7 @@ structure of the paper's 80 %-sparse size (its CNN, 4 of 16 heads and 600 FFN un
 layer: 63.9M parameters, 3.36 GMACs/s; the paper's Large s80: 63.3M, 3.8G). The numbers feed
 the estimates in the recipe READMEs; run from a recipe directory:
 
-    python espnet_prune/measure/cost.py --teacher base_plus --json cost_base_plus.json
+    python -m espnet_prune.bin.estimate_cost --teacher base_plus --json cost_base_plus.json
 """
 
 from __future__ import annotations

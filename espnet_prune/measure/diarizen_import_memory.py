@@ -9,7 +9,7 @@ random-weight WeSpeaker ResNet34 in pyannote's layout, and a synthetic conversat
 process, whose peak RSS (``ru_maxrss`` of that child alone, from ``os.wait4``) and wall/CPU
 times are reported as JSON and a table.
 
-    python espnet_prune/measure/diarizen_import_memory.py --duration 7200 --json out.json
+    python -m espnet_prune.bin.diarizen_import_memory --duration 7200 --json out.json
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def thin(samples: list, count: int) -> list:
     return [samples[i] for i in sorted(picks)]
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=7200.0, help="recording (s)")
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--forward_batch_size", type=int, default=None,
                         help="override the imported inference.yaml's (to compare)")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(options.workdir or temp)
         folder.mkdir(parents=True, exist_ok=True)

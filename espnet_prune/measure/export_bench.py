@@ -2,7 +2,7 @@
 (onnxruntime dynamic quantisation) and, for comparison, PyTorch int8 (``torch.ao`` dynamic
 quantisation of the Linear layers). A measurement script, not a test::
 
-    python -m espnet_prune.measure.export_bench --preset base_plus_s80 --threads 2 \\
+    python -m espnet_prune.bin.export_bench --preset base_plus_s80 --threads 2 \\
         [--model_file EXP/valid.loss.ave.pth --train_config EXP/config.yaml --wav_scp WAV_SCP]
 
 Speed: the model (random weights; the WavLM preset's shape, the default Conformer) on one

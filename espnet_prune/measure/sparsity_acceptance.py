@@ -11,7 +11,7 @@ mini recipe's dump/train) or white noise.  Made the exploration table of
 espnet_prune/prune/CONVERGENCE.md (the acceptance runs use the real CLIs:
 egs2/mini_meeting/diar1/local/sparsity_acceptance.sh).  Example::
 
-    tools/venv/bin/python espnet_prune/measure/sparsity_acceptance.py \
+    python -m espnet_prune.bin.sparsity_acceptance \
         --teacher egs2/mini_meeting/diar1/exp/prune/wavlm_teacher.pt \
         --data_dir egs2/mini_meeting/diar1/dump/train --target params --sparsity 0.8
 """
@@ -101,7 +101,7 @@ def window_mean(values, first: bool, fraction=0.1):
     return sum(part) / len(part)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", help="WavLM checkpoint of the fine-tuned teacher")
@@ -127,7 +127,7 @@ def main():
     parser.add_argument("--plot", default="/tmp/sparsity_acceptance_gates.png")
     parser.add_argument("--log_every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     teacher = (load_wavlm(args.teacher) if args.teacher
                else WavLM(wavlm_config(args.preset))).eval()

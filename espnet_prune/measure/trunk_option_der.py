@@ -8,7 +8,7 @@ config's threshold puts every embedding of a recording in one cluster whatever t
 its reference number of speakers (``num_speakers``), so the result does depend on how the
 embeddings group, and both modes see the same segmentation, windows and clustering::
 
-    python espnet_prune/measure/trunk_option_der.py --data_dir egs2/mini_meeting/diar1/data/test \\
+    python -m espnet_prune.bin.trunk_option_der --data_dir egs2/mini_meeting/diar1/data/test \\
         --train_config egs2/mini_meeting/diar1/exp/pruned/config.yaml \\
         --model_file egs2/mini_meeting/diar1/exp/pruned/valid.loss.ave.pth \\
         --config egs2/mini_meeting/diar1/conf/inference.yaml --json trunk_der.json
@@ -77,7 +77,7 @@ def trunk_option_der(data_dir: str, train_config: str, model_file: str, config: 
     return results
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="data dir with wav.scp and rttm")
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--model_file", required=True)
     parser.add_argument("--config", required=True, help="inference YAML (windows, step, ...)")
     parser.add_argument("--json", dest="json_path", default=None)
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     results = trunk_option_der(options.data_dir, options.train_config, options.model_file,
                                options.config)
     print("| trunk | DER | miss | FA | confusion |\n|---|---|---|---|---|")

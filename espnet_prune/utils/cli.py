@@ -5,7 +5,6 @@ boolean options read as ESPnet reads them (without importing espnet2)."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable
 
@@ -14,27 +13,23 @@ from espnet_prune.errors import EspnetPruneError
 OUTPUT_HELP = "output .pt (written via a temporary file and a rename)"
 
 
-def resolve(target: str) -> Callable:
-    """The function ``"package.module:function"`` names."""
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def command(get_parser: Callable[[], argparse.ArgumentParser], target: str):
-    """``main(argv) -> 0`` of a command line: parse ``argv``, then call ``target``
-    (``"package.module:function"``) with the options as keyword arguments. The target is imported
-    only once the options parsed, so ``--help`` or a mistyped option costs no heavy import."""
+def command(get_parser: Callable[[], argparse.ArgumentParser], target: Callable[[], Callable]):
+    """``main(argv) -> 0`` of a command line: parse ``argv``, then call the library function
+    that ``target()`` imports and returns, with the options as keyword arguments. The import
+    sits in the command line's own ``target`` (a reader or an IDE follows it from there) and
+    runs only once the options parsed, so ``--help`` or a mistyped option costs no heavy
+    import."""
 
     def main(argv: list[str] | None = None) -> int:
         options = vars(get_parser().parse_args(argv))
-        resolve(target)(**options)
+        target()(**options)
         return 0
 
     main.target, main.get_parser = target, get_parser  # for test/bin/test_cli_targets.py
     return main
 
 
-def file_to_file_command(target: str, description: str, input_help: str,
+def file_to_file_command(target: Callable[[], Callable], description: str, input_help: str,
                          output_help: str = OUTPUT_HELP):
     """:func:`command` with the options ``--input SOURCE --output FILE`` (``source``,
     ``output``): a command line that turns one file into another."""

@@ -307,6 +307,8 @@ def inference_config(config: dict, embedding_model, source,
                      plda_file=None) -> tuple[dict, list[str]]:
     """Our ``diar_inference --config`` from ``[inference.args]`` and ``[clustering.args]``,
     and the notes on what could not be carried over."""
+    from espnet_prune.infer.pipeline import InferenceConfig  # the paper's median filter size
+
     inference = (config.get("inference") or {}).get("args") or {}
     clustering = (config.get("clustering") or {}).get("args") or {}
     notes = []
@@ -324,7 +326,8 @@ def inference_config(config: dict, embedding_model, source,
     # measured for 2 h: espnet_prune/measure/BENCHMARKS.md, issue 17 section).
     conf["forward_batch_size"] = IMPORT_FORWARD_BATCH_SIZE
     if "apply_median_filtering" in inference:
-        conf["median_filter"] = 11 if inference["apply_median_filtering"] else 0
+        conf["median_filter"] = (InferenceConfig.median_filter
+                                 if inference["apply_median_filtering"] else 0)
     for key in ("min_speakers", "max_speakers"):
         if key in clustering:
             conf[key] = int(clustering[key])

@@ -44,7 +44,7 @@ def test_tiny_bench_reports_rtf_and_peak_rss(tmp_path, capsys):
 def test_resnet_embedding_and_a_passed_in_segmentation_are_timed(tmp_path):
     """--embedding wespeaker_resnet34 (random weights, both trunks); run_pipeline times the
     segmentation callable it is given instead of the PyTorch model's."""
-    from espnet_prune.infer import bench
+    from espnet_prune.measure import bench
 
     for trunk in ("window", "recording"):
         out = tmp_path / f"{trunk}.json"

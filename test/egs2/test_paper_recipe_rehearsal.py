@@ -300,7 +300,7 @@ def test_ami_large_stages_1_to_6(rehearsal_dir):
 
 
 def test_estimate_cost_report_arithmetic(tmp_path):
-    """espnet_prune/measure/cost.py --report (the READMEs' full-scale tables): time per epoch =
+    """estimate_cost --report (the READMEs' full-scale tables): time per epoch =
     (train chunks x step FLOPs + valid chunks x forward FLOPs) / (GPUs x TFLOP/s)."""
     rows = [{"stage": "3_teacher", "flops": 400e9, "forward_flops": 100e9,
              "activation_bytes": 1e9, "params_trainable": 100e6, "params_frozen": 0},
@@ -309,7 +309,7 @@ def test_estimate_cost_report_arithmetic(tmp_path):
             {"stage": "7_wespeaker_window", "forward_flops": 50e9,
              "transient_bytes_per_window": 0.05e9}]
     (tmp_path / "cost.json").write_text(json.dumps({"teacher": "base_plus", "rows": rows}))
-    script = REPO / "egs2" / "TEMPLATE" / "diar1" / "pyscripts" / "estimate_cost.py"
+    script = REPO / "espnet_prune" / "bin" / "estimate_cost.py"
     proc = run_script(script, "--report", tmp_path / "cost.json", "--conf",
                       REPO / "egs2" / "ami" / "diar1" / "conf", "--hours", "60,8,8",
                       "--gpus", "4", "--tflops", "10")
