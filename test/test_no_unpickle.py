@@ -1,4 +1,4 @@
-"""No checkpoint is ever unpickled in full (issue 14, "hostile and broken input").
+"""No checkpoint is ever unpickled in full (hostile and broken input).
 
 A crafted pickle whose unpickling runs code (``__reduce__`` returning ``os.system`` or
 ``pathlib.Path.touch`` of a marker file), written with ``torch.save`` and with plain ``pickle``,

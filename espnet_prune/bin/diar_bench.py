@@ -10,7 +10,7 @@ accuracy), then diarizes a long recording in a child process and reads its peak 
 RTF = wall time / audio duration; CPU-RTF = CPU time of all threads / audio duration (on a
 shared machine the wall time depends on the neighbours: on N idle cores the wall time is
 about CPU time / N at best).
-Goals (issue 7): pruned Base+ RTF <= 0.1 on 2 cores; 2 h of audio in <= 2 GB. At the paper's
+Goals: pruned Base+ RTF <= 0.1 on 2 cores; 2 h of audio in <= 2 GB. At the paper's
 settings (8 s windows, 0.8 s step): pruned RTF <= 0.15 with resemblyzer, <= 0.25 with the
 ResNet34.
 """

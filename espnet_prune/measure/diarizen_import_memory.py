@@ -1,4 +1,4 @@
-"""Peak memory of diarizing a long recording with an imported DiariZen model (issue 17).
+"""Peak memory of diarizing a long recording with an imported DiariZen model.
 
 Builds a DiariZen model directory with the released ``diarizen-wavlm-base-s80-md`` structure
 (random weights from the test suite's fixture generator: the key names and shapes of the

@@ -1,5 +1,5 @@
 """DER effect of the ResNet34 trunk once per recording (``embedding.conf.trunk: recording``)
-against the reference's trunk per window (issue 18), on a scored data dir.
+against the reference's trunk per window, on a scored data dir.
 
 Without the released ResNet34 weights (nothing can be downloaded here) the ResNet34 has random
 weights (``torch.manual_seed(0)``, pyannote's checkpoint layout). With them, AHC at the

@@ -323,7 +323,7 @@ def inference_config(config: dict, embedding_model, source,
     # DiariZen runs its batch of windows through the WavLM and the ResNet34 at once; the
     # released 32 windows of 8 s take a 60 s recording to 2.9 GB peak RSS on CPU. The batch
     # goes through both in slices of this many windows instead (results do not depend on it;
-    # measured for 2 h: espnet_prune/measure/BENCHMARKS.md, issue 17 section).
+    # measured for 2 h: espnet_prune/measure/BENCHMARKS.md, DiariZen import).
     conf["forward_batch_size"] = IMPORT_FORWARD_BATCH_SIZE
     if "apply_median_filtering" in inference:
         conf["median_filter"] = (InferenceConfig.median_filter

@@ -1,4 +1,4 @@
-"""Hostile and broken input through the real CLI entry points (project issue 14).
+"""Hostile and broken input through the real CLI entry points.
 
 Every case runs ``run_main(<cli>.main, argv)`` in-process, as ``python -m espnet_prune.bin.<cli>``
 does, and asserts exit status 2 with one ``error: ...`` line on stderr (no traceback) that names

@@ -77,7 +77,7 @@ def test_metadata_carries_geometry_and_powerset(exported):
 
 def test_session_returns_forward_buffers_after_each_run(exported):
     """No CPU memory arena: a long recording's peak is not the largest forward's buffers held
-    for the whole run on top of the embedding stage's (issue 18's 2-hour memory goal)."""
+    for the whole run on top of the embedding stage's (the 2-hour memory goal)."""
     segmenter = OnnxSegmenter(exported["pruned"][1])
     assert segmenter.session.get_session_options().enable_cpu_mem_arena is False
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue-6 acceptance: prune the mini teacher to 80 % and 90 % parameter sparsity and to 80 %
+# Sparsity acceptance: prune the mini teacher to 80 % and 90 % parameter sparsity and to 80 %
 # MACs sparsity with diar_prune (conf/acceptance/prune.yaml), physically prune each student
 # (wavlm_prune), distil it again (diar_distill), and print expected vs real sparsity and the
 # validation distillation loss of every post-pruning epoch as JSON and a table.
