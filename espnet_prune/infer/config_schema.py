@@ -29,7 +29,8 @@ MAX_MEDIAN_FILTER = 1001  # frames: 20 s at 20 ms, longer than any window the mo
 # the range of each InferenceConfig field (its type and whether null is allowed come from the
 # dataclass annotations)
 RANGES: dict[str, dict] = {
-    "window": dict(low=0.0, low_open=True),
+    "window": dict(low=0.0, low_open=True, high=3600.0,
+                   why="an hour; the memory budget below limits it further"),
     "step": dict(low=0.0, low_open=True),
     "step_ratio": dict(low=0.0, low_open=True, high=1.0,
                        why="the step is a fraction of the window"),
