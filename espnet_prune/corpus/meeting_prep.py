@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from espnet_prune.errors import DataError
-from espnet_prune.utils.datadir import END_TOLERANCE, write_uem
+from espnet_prune.utils.datadir import END_TOLERANCE, write_text, write_uem
 from espnet_prune.utils.rttm import RttmSegment, write_rttm
 
 log = logging.getLogger("meeting_prep")
@@ -375,9 +375,8 @@ def write_data_dir(
             if end > start:
                 kept.append((start, end))
         spans_out[rec] = kept
-    with open(out_dir / "wav.scp", "w", encoding="utf-8") as fh:
-        for rec in sorted(wavs):
-            fh.write(f"{rec} {Path(wavs[rec]).resolve()}\n")
+    write_text(out_dir / "wav.scp",
+               "".join(f"{rec} {Path(wavs[rec]).resolve()}\n" for rec in sorted(wavs)))
     write_rttm(out_dir / "rttm", all_segments)
     write_uem(out_dir / "uem", spans_out)
     log.info("%s: %d recordings, %.2f h, %d turns", out_dir, len(wavs),

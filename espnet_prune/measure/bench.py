@@ -632,5 +632,7 @@ def benchmark_pipeline(preset: str = "base_plus", duration: float = 600.0,
     text = json.dumps(results, indent=1)
     print(text)
     if json_path:
-        Path(json_path).write_text(text + "\n", encoding="utf-8")
+        from espnet_prune.utils.datadir import write_text
+
+        write_text(json_path, text + "\n", make_parents=True)
     return results
