@@ -32,7 +32,6 @@ needs to import.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -294,8 +293,9 @@ def score(
 
     ``ref_name`` / ``hyp_name`` (the file names) are used in the messages of refused input.
     """
-    if collar < 0 or not math.isfinite(collar):
-        raise DataError(f"collar must be >= 0 seconds, got {collar}")
+    from espnet_prune.utils.values import Rule, check_value
+
+    check_value(collar, Rule(float, low=0.0), "diar_score", "--collar")  # NaN, inf, < 0
     check_inputs(reference, hypothesis, uem, ref_name, hyp_name)
     reference, hypothesis = merge_speaker_overlaps(reference), merge_speaker_overlaps(hypothesis)
     with warnings.catch_warnings():
