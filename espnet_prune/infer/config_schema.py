@@ -125,14 +125,15 @@ def embedding_rules(name: str) -> dict[str, Rule]:
 
 def check_inference_config(conf: dict, where) -> dict:
     """``conf`` (the inference YAML's mapping, read from ``where``) if every value holds;
-    otherwise one ConfigError line naming ``where`` and the key. Nothing is built."""
-    from espnet_prune.infer.embeddings import EMBEDDINGS
-
+    otherwise one ConfigError line naming ``where`` and the key. Nothing is built (and torch,
+    which the embedding registry imports, only with an ``embedding`` section)."""
     conf = dict(conf)
     embedding = conf.pop("embedding", None)
     clustering = conf.pop("clustering", None)
     values = check_mapping(conf, inference_rules(), where)
     if embedding is not None:
+        from espnet_prune.infer.embeddings import EMBEDDINGS
+
         embedding = check_mapping(embedding, {"name": Rule(str, choices=tuple(EMBEDDINGS)),
                                               "conf": Rule(dict, optional=True)},
                                   where, "embedding.")
