@@ -258,6 +258,9 @@ def validate_and_format(data_dir: str, output_dir: str, sample_rate: int = 16000
     prints and returns the summary."""
     import sys
 
+    from espnet_prune.utils.values import Rule, check_value
+
+    check_value(sample_rate, Rule(int, low=1, high=384000), "validate_data", "--sample_rate")
     data = validate_data_dir(data_dir, sample_rate, require_rttm=require_rttm)
     summary = format_data_dir(data, Path(output_dir))
     print(f"{data_dir} -> {output_dir}: {json.dumps(summary)}")

@@ -24,10 +24,13 @@ or a traceback (see the report of the change for which).
 | J | broken --embedding_conf; a directory or unwritable --output | plda | the option / path |
 | J | disk full while the .onnx is written | export | ``model.onnx: cannot write`` |
 | J | UTF-8 byte-order mark at the start of wav.scp / rttm / uem | read_scp, val | dropped |
+| K | diar_bench: NaN window, step > window, 0 batch, negative duration | bench | the option |
+| K | validate_data --sample_rate -5 | val | ``--sample_rate`` |
 
 inf = diar_inference (inf-o: ``--backend onnxruntime``), val = validate_data, score =
 diar_score, results = make_results, plda = diar_plda, export = diar_export, read =
-``utils.audio.read_audio`` (what training reads), segmenter = ``infer.export.OnnxSegmenter``.
+``utils.audio.read_audio`` (what training reads), segmenter = ``infer.export.OnnxSegmenter``,
+bench = diar_bench.
 """
 
 from __future__ import annotations
@@ -519,3 +522,23 @@ def test_export_without_config_fingerprint_checks_geometry(teacher_onnx, tmp_pat
                                      "model_conf": {"max_speakers_per_chunk": 3}}))
     with pytest.raises(ConfigError, match=r"bare.onnx: powerset \(4, 2\) differs from .*other"):
         check_train_config(OnnxSegmenter(bare), other)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--window", "nan"], "diar_bench: --window must be a finite number > 0"),
+    (["--step", "20"], "diar_bench: --step must be <= window (8 s)"),
+    (["--memory_step", "0"], "diar_bench: --memory_step must be a finite number > 0"),
+    (["--duration", "-1"], "diar_bench: --duration must be a finite number >= 1"),
+    (["--batch_size", "0"], "diar_bench: --batch_size must be a whole number >= 1"),
+    (["--threads", "0"], "diar_bench: --threads must be a whole number >= 1"),
+])
+def test_benchmark_options_before_any_work(capsys, argv, message):
+    from espnet_prune.bin import diar_bench
+
+    assert message in cli_error(capsys, diar_bench.main, argv)
+
+
+def test_validate_data_sample_rate(tmp_path, capsys):
+    line = cli_error(capsys, validate_data.main, [tmp_path, tmp_path / "out", "--sample_rate",
+                                                   "-5"])
+    assert "validate_data: --sample_rate must be a whole number >= 1" in line
