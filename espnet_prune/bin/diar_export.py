@@ -2,8 +2,9 @@
 
 The graph maps ``speech [B, T]`` float32 and ``lengths [B]`` int64 to the powerset
 log-probabilities ``log_probs [B, F, C]`` (batch and time axes dynamic); the file carries the
-frame geometry and powerset sizes as metadata, so ``diar_inference --backend onnxruntime
---model_file OUTPUT`` needs no train config. ``--quantize int8``: onnxruntime's dynamic int8
+frame geometry, powerset sizes and a fingerprint of the model's weights and config as metadata,
+so ``diar_inference --backend onnxruntime --model_file OUTPUT`` needs no train config (and
+refuses one of another model). ``--quantize int8``: onnxruntime's dynamic int8
 quantisation of the matrix-product weights. The export is :func:`espnet_prune.infer.export
 .export_model_file`; it prints the largest log-prob difference of the written file against
 PyTorch on an example batch.

@@ -31,7 +31,8 @@ def get_parser() -> argparse.ArgumentParser:
                         ".onnx file diar_export wrote")
     parser.add_argument("--train_config", default=None,
                         help="EXP/config.yaml (required with --backend pytorch; with "
-                        "onnxruntime optional: checked against the ONNX file's metadata)")
+                        "onnxruntime optional: it must be the config the ONNX file was "
+                        "exported from (its fingerprint in the file's metadata)")
     parser.add_argument("--backend", default="pytorch", choices=BACKENDS,
                         help="run the segmentation model in PyTorch or, exported, in "
                         "onnxruntime (CPU)")

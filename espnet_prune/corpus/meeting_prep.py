@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from espnet_prune.errors import DataError
-from espnet_prune.utils.datadir import END_TOLERANCE, write_uem
+from espnet_prune.utils.datadir import END_TOLERANCE, write_text, write_uem
 from espnet_prune.utils.rttm import RttmSegment, write_rttm
 
 log = logging.getLogger("meeting_prep")
@@ -248,13 +248,19 @@ def turns_to_segments(recording: str, turns: dict[str, list[tuple[float, float]]
 
 
 def _audio_info(src: Path):
-    """soundfile's header of a meeting recording; DataError naming it when absent or unreadable."""
+    """soundfile's header of a meeting recording; DataError naming it when absent, unreadable or
+    truncated (shorter than its header says: :func:`espnet_prune.utils.audio.check_complete`)."""
+    from espnet_prune.utils.audio import check_complete
+
     if not src.is_file():
         raise DataError(f"{src}: meeting audio file does not exist")
     try:
-        return sf.info(str(src))
+        info = sf.info(str(src))
     except Exception as exc:
         raise DataError(f"{src}: cannot read audio ({exc})") from None
+    stat = src.stat()
+    check_complete(str(src), stat.st_size, stat.st_mtime_ns, info.format, int(info.frames))
+    return info
 
 
 def _expected_frames(frames: int, rate_in: int, rate_out: int) -> int:
@@ -375,9 +381,8 @@ def write_data_dir(
             if end > start:
                 kept.append((start, end))
         spans_out[rec] = kept
-    with open(out_dir / "wav.scp", "w", encoding="utf-8") as fh:
-        for rec in sorted(wavs):
-            fh.write(f"{rec} {Path(wavs[rec]).resolve()}\n")
+    write_text(out_dir / "wav.scp",
+               "".join(f"{rec} {Path(wavs[rec]).resolve()}\n" for rec in sorted(wavs)))
     write_rttm(out_dir / "rttm", all_segments)
     write_uem(out_dir / "uem", spans_out)
     log.info("%s: %d recordings, %.2f h, %d turns", out_dir, len(wavs),
@@ -386,11 +391,16 @@ def write_data_dir(
 
 
 def read_list(path: str | Path) -> list[str]:
-    """One id per line (blank lines and ``#`` comments ignored)."""
+    """One id per line (blank lines and ``#`` comments ignored; a UTF-8 byte-order mark at the
+    start dropped)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: list file does not exist")
-    items = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     return [item for item in items if item]
 
 

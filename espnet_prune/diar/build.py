@@ -28,6 +28,11 @@ def choose(registry: Mapping, kind: str, name) -> type:
     return registry[key]
 
 
+# the config keys that define a model (all build_diarization_model reads): what the ONNX
+# export's config fingerprint covers (espnet_prune.infer.export)
+MODEL_CONFIG_KEYS = ("frontend", "frontend_conf", "encoder", "encoder_conf", "model_conf")
+
+
 def build_diarization_model(conf: Mapping) -> PowersetDiarizationModel:
     """``frontend``/``frontend_conf``, ``encoder``/``encoder_conf`` and ``model_conf`` of a
     training config → the untrained model (the encoder's ``input_size`` defaults to its

@@ -9,6 +9,7 @@ be traced to the code, versions and command that produced it.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from espnet_prune.errors import DataError
+from espnet_prune.errors import ConfigError, DataError
+from espnet_prune.utils.values import Rule, check_value
 
 # the key of the CPU speed record (wavlm_bench JSON: seconds per second of audio) that the
 # results read; espnet_prune.measure.bench writes it
@@ -50,8 +52,9 @@ def model_size(model_dir: Path, name: str) -> dict:
     path = model_dir / "wavlm_stats.json"
     stats = read_json(path)
     for key in ("params", "macs_per_second"):
-        if not isinstance(stats.get(key), int | float):
-            raise DataError(f"{path}: no number under {key!r}")
+        if (not isinstance(stats.get(key), int | float) or isinstance(stats[key], bool)
+                or not math.isfinite(stats[key]) or stats[key] < 0):
+            raise DataError(f"{path}: no finite number >= 0 under {key!r}")
     return {"params": int(stats["params"]), "macs_per_second": float(stats["macs_per_second"])}
 
 
@@ -61,10 +64,32 @@ def measured_speed(model_dir: Path) -> float | None:
     if not path.exists():
         return None
     bench = read_json(path)
-    if isinstance(bench.get(SPEED_KEY), int | float) and bench[SPEED_KEY] > 0:
+    if (isinstance(bench.get(SPEED_KEY), int | float) and math.isfinite(bench[SPEED_KEY])
+            and bench[SPEED_KEY] > 0):
         return float(bench[SPEED_KEY])
     raise DataError(f"{path}: no positive number under {SPEED_KEY!r} (expected wavlm_bench "
                     "--checkpoint output)")
+
+
+# the range of each rate of a diar_score JSON (fractions): a false alarm, hence the DER, can
+# exceed the scored speech; miss, confusion and JER cannot
+RATE_RULES = {
+    "der": Rule(float, low=0.0), "false_alarm": Rule(float, optional=True, low=0.0),
+    "miss": Rule(float, optional=True, low=0.0, high=1.0),
+    "confusion": Rule(float, optional=True, low=0.0, high=1.0),
+    "jer": Rule(float, optional=True, low=0.0, high=1.0),
+}
+
+
+def check_rates(overall: dict, path) -> None:
+    """A DataError line naming ``path`` and the key when a rate is not a finite fraction in its
+    range (NaN, a negative or a JER over 1 would go into RESULTS.md as a result)."""
+    for key, rule in RATE_RULES.items():
+        if key in overall:
+            try:
+                check_value(overall[key], rule, path, f"overall.{key}")
+            except ConfigError as exc:
+                raise DataError(str(exc)) from None
 
 
 def collect(expdir: Path, models: list[str], test_sets: list[str], tag: str):
@@ -81,6 +106,7 @@ def collect(expdir: Path, models: list[str], test_sets: list[str], tag: str):
             overall = read_json(path).get("overall")
             if not isinstance(overall, dict) or not isinstance(overall.get("der"), int | float):
                 raise DataError(f"{path}: no overall DER (expected diar_score --json output)")
+            check_rates(overall, path)
             scores[name][dset] = {
                 "der": float(overall["der"]),
                 "jer": float(overall["jer"]) if overall.get("jer") is not None else None,

@@ -32,7 +32,6 @@ needs to import.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -294,8 +293,9 @@ def score(
 
     ``ref_name`` / ``hyp_name`` (the file names) are used in the messages of refused input.
     """
-    if collar < 0 or not math.isfinite(collar):
-        raise DataError(f"collar must be >= 0 seconds, got {collar}")
+    from espnet_prune.utils.values import Rule, check_value
+
+    check_value(collar, Rule(float, low=0.0), "diar_score", "--collar")  # NaN, inf, < 0
     check_inputs(reference, hypothesis, uem, ref_name, hyp_name)
     reference, hypothesis = merge_speaker_overlaps(reference), merge_speaker_overlaps(hypothesis)
     with warnings.catch_warnings():
@@ -310,6 +310,8 @@ def score(
         times = {rec: md_times[rec] for rec in times}
     elif scorer != "pyannote":
         raise DataError(f"unknown scorer {scorer!r} (choose 'pyannote' or 'md-eval')")
+    if collar > 0:
+        check_collar(times, reference, collar)
     total = ErrorTimes()
     per_recording = {}
     for rec, rec_times in times.items():
@@ -323,6 +325,18 @@ def score(
         overall = {**md_times["ALL"].rates(), "jer": overall_jer}
         overall["der"] = md_ders.get("ALL", overall["der"])
     return {"overall": overall, "per_recording": per_recording}
+
+
+def check_collar(times: dict[str, ErrorTimes], reference: Turns, collar: float) -> None:
+    """DataError when the collar leaves nothing of a recording's reference speech to score: its
+    DER would print as 0.00 % (or be undefined), a result that measures nothing."""
+    unscored = [rec for rec, rec_times in times.items()
+                if rec_times.scored <= 0 and any(s.duration > 0 for s in reference.get(rec, []))]
+    if unscored:
+        raise DataError(
+            f"collar {collar:g} s leaves no reference speech to score in {_names(unscored)} "
+            "(every reference turn lies within collar/2 of a boundary); use a narrower collar "
+            "(md-eval -c 0.25 is --collar 0.5)")
 
 
 def format_table(scores: dict) -> str:

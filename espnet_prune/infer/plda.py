@@ -63,7 +63,9 @@ class Plda:
         return (self.xvector_transform(x) - self.plda_mu) @ self.plda_tr.T
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, **{key: getattr(self, key) for key in KEYS})
+        """Written atomically under exactly ``path`` (NumPy would append ``.npz`` to a name
+        without it); a write error is one line naming it."""
+        save_arrays(path, **{key: getattr(self, key) for key in KEYS})
 
     @classmethod
     def load(cls, path: str | Path) -> Plda:
@@ -97,6 +99,14 @@ class Plda:
             raise CheckpointError(f"{path}: cannot read PLDA ({message})") from None
 
 
+def save_arrays(path, **arrays) -> None:
+    """``np.savez`` of ``arrays`` to exactly ``path``, atomically; errors name ``path``."""
+    from espnet_prune.utils.io import atomic_write
+
+    with atomic_write(path, make_parents=True) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
 def estimate_plda(embeddings: np.ndarray, speakers, lda_dim: int = 128) -> Plda:
     """Fit the LDA + PLDA chain on training embeddings with speaker labels.
 
@@ -106,18 +116,27 @@ def estimate_plda(embeddings: np.ndarray, speakers, lda_dim: int = 128) -> Plda:
     labels = np.unique(np.asarray(speakers), return_inverse=True)[1]
     if labels.max() < 1:
         raise DataError("PLDA estimation needs embeddings of at least 2 speakers")
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise DataError(f"PLDA estimation needs finite embeddings: embedding {bad} (speaker "
+                        f"{np.asarray(speakers)[bad]!r}) has NaN or inf values")
     lda_dim = min(lda_dim, x.shape[1])
     mean1 = x.mean(0)
     x1 = _l2(x - mean1)
-    within, between = _scatter(x1, labels)
-    values, vectors = eigh(between, within)
-    lda = vectors[:, np.argsort(values)[::-1][:lda_dim]]
-    projected = x1 @ lda
-    mean2 = projected.mean(0)
-    x2 = np.sqrt(lda_dim) * _l2(projected - mean2)
-    plda_mu = x2.mean(0)
-    within, between = _scatter(x2, labels)
-    values, vectors = eigh(between, within)  # vectors.T @ within @ vectors = I
+    try:
+        within, between = _scatter(x1, labels)
+        values, vectors = eigh(between, within)
+        lda = vectors[:, np.argsort(values)[::-1][:lda_dim]]
+        projected = x1 @ lda
+        mean2 = projected.mean(0)
+        x2 = np.sqrt(lda_dim) * _l2(projected - mean2)
+        plda_mu = x2.mean(0)
+        within, between = _scatter(x2, labels)
+        values, vectors = eigh(between, within)  # vectors.T @ within @ vectors = I
+    except np.linalg.LinAlgError as exc:  # scipy's LinAlgError is NumPy's
+        raise DataError(f"PLDA estimation failed: the within-speaker scatter of the "
+                        f"{len(x)} embeddings is singular ({exc}); use more, varied "
+                        "embeddings per speaker") from None
     order = np.argsort(values)[::-1]
     return Plda(mean1, lda, mean2, plda_mu, vectors[:, order].T, np.maximum(values[order], 0.0))
 
@@ -190,27 +209,52 @@ def train_plda(output: str, data_dir: str | None = None, embeddings: str | None 
     """``diar_plda``: the PLDA from a data dir's reference speakers (embedded with the extractor
     ``embedding``, options ``embedding_conf`` as YAML) or from an ``embeddings`` .npz, written
     to ``output``."""
+    from espnet_prune.utils.io import check_output_file
+    from espnet_prune.utils.values import Rule, check_value
+
+    # every option and output checked before hours of embedding
+    check_value(lda_dim, Rule(int, low=1), "diar_plda", "--lda_dim")
+    check_value(segment, Rule(float, low=0.0, low_open=True), "diar_plda", "--segment")
+    check_value(min_segment, Rule(float, low=0.0), "diar_plda", "--min_segment")
+    check_value(max_segments_per_speaker, Rule(int, low=1), "diar_plda",
+                "--max_segments_per_speaker")
+    for path in (output, save_embeddings):
+        if path:
+            check_output_file(path, make_parents=True)
     if embeddings:
         vectors, speakers = load_embeddings(embeddings)
         source = embeddings
     else:
         import yaml
 
-        from espnet_prune.infer.embeddings import build_embedding
+        from espnet_prune.infer.config_schema import embedding_rules
+        from espnet_prune.infer.embeddings import EMBEDDINGS, build_embedding
+        from espnet_prune.utils.config_file import yaml_error
+        from espnet_prune.utils.values import check_mapping
 
-        conf = yaml.safe_load(embedding_conf) or {}
+        try:
+            conf = yaml.safe_load(embedding_conf) or {}
+        except yaml.YAMLError as exc:
+            raise yaml_error(exc, "--embedding_conf", "the option") from None
         if not isinstance(conf, dict):
             raise ConfigError(f"--embedding_conf must be a mapping, got {embedding_conf!r}")
+        if embedding in EMBEDDINGS:
+            check_mapping(conf, embedding_rules(embedding), "--embedding_conf")
         vectors, speakers = embed_data_dir(
             data_dir, build_embedding(embedding, **conf), segment, min_segment,
             max_segments_per_speaker)
         source = data_dir
-    if vectors.ndim != 2 or len(vectors) != len(speakers):
+    if vectors.ndim != 2 or len(vectors) != len(speakers) or vectors.shape[1] == 0:
         raise DataError(f"{source}: expected embeddings [N, D] with N speaker labels, got "
                         f"{vectors.shape} and {len(speakers)} labels")
+    if not np.issubdtype(vectors.dtype, np.number) or np.iscomplexobj(vectors):
+        raise DataError(f"{source}: embeddings must be real numbers, got dtype {vectors.dtype}")
     if save_embeddings:
-        np.savez(save_embeddings, embeddings=vectors, speakers=speakers)
-    plda = estimate_plda(vectors, speakers, lda_dim=lda_dim)
+        save_arrays(save_embeddings, embeddings=vectors, speakers=speakers)
+    try:
+        plda = estimate_plda(vectors, speakers, lda_dim=lda_dim)
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from None
     plda.save(output)
     print(f"PLDA from {len(vectors)} embeddings of {len(set(speakers.tolist()))} speakers "
           f"(LDA dim {plda.lda_dim}) -> {output}")

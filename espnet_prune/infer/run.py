@@ -18,13 +18,14 @@ from espnet_prune.errors import ConfigError
 
 
 def load_inference_config(path: str | None) -> dict:
-    """The inference YAML as a mapping (``{}`` without one); a missing file or broken YAML is
-    one line naming it."""
+    """The inference YAML as a mapping (``{}`` without one); a missing file, broken YAML or a
+    value out of its rule (:mod:`espnet_prune.infer.config_schema`) is one line naming it."""
     if path is None:
         return {}
+    from espnet_prune.infer.config_schema import check_inference_config
     from espnet_prune.utils.config_file import read_yaml_mapping
 
-    return read_yaml_mapping(path, "inference config", empty_ok=True)
+    return check_inference_config(read_yaml_mapping(path, "inference config", empty_ok=True), path)
 
 
 def build_clustering(conf: dict):

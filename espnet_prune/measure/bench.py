@@ -588,7 +588,25 @@ def benchmark_pipeline(preset: str = "base_plus", duration: float = 600.0,
     import torch
 
     from espnet_prune.errors import ConfigError
+    from espnet_prune.infer.config_schema import check_inference_config
+    from espnet_prune.utils.io import check_output_file
+    from espnet_prune.utils.values import Rule, check_value
 
+    # every option checked before minutes of benchmarking (one line naming it)
+    check_value(duration, Rule(float, low=1.0, high=86400.0), "diar_bench", "--duration")
+    check_value(memory_duration, Rule(float, low=0.0, high=86400.0), "diar_bench",
+                "--memory_duration")
+    check_value(threads, Rule(int, low=1), "diar_bench", "--threads")
+    for option, value in (("--step", step), ("--memory_step", memory_step)):
+        try:
+            check_inference_config({"window": window, "step": value, "batch_size": batch_size},
+                                   "diar_bench")
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(": step ", f": {option} ", 1)
+                              .replace(": window ", ": --window ", 1)
+                              .replace(": batch_size ", ": --batch_size ", 1)) from None
+    if json_path:
+        check_output_file(json_path, make_parents=True)
     torch.set_num_threads(threads)
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not set(names) <= set(MODEL_ROWS):
@@ -632,5 +650,7 @@ def benchmark_pipeline(preset: str = "base_plus", duration: float = 600.0,
     text = json.dumps(results, indent=1)
     print(text)
     if json_path:
-        Path(json_path).write_text(text + "\n", encoding="utf-8")
+        from espnet_prune.utils.datadir import write_text
+
+        write_text(json_path, text + "\n", make_parents=True)
     return results

@@ -350,10 +350,12 @@ def main(argv=None):
                 rows += [dict(r, stage=r["stage"] + "_pruned")
                          for r in inference_costs(model, args.chunk_seconds)[:1]]
     if args.json:
-        Path(args.json).write_text(json.dumps({"teacher": args.teacher,
-                                               "chunk_seconds": args.chunk_seconds,
-                                               "threads": args.threads, "rows": rows},
-                                              indent=1) + "\n")
+        from espnet_prune.utils.datadir import write_text
+
+        write_text(args.json, json.dumps({"teacher": args.teacher,
+                                          "chunk_seconds": args.chunk_seconds,
+                                          "threads": args.threads, "rows": rows},
+                                         indent=1) + "\n", make_parents=True)
     return 0
 
 

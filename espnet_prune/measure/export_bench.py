@@ -233,7 +233,9 @@ def main(argv=None) -> None:
     text = json.dumps(result, indent=1)
     print(text)
     if json_path:
-        Path(json_path).write_text(text + "\n")
+        from espnet_prune.utils.datadir import write_text
+
+        write_text(json_path, text + "\n", make_parents=True)
     print(table(result))
 
 

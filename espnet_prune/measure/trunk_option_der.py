@@ -96,7 +96,9 @@ def main(argv=None) -> None:
     text = json.dumps(results, indent=1)
     print(text)
     if options.json_path:
-        Path(options.json_path).write_text(text + "\n")
+        from espnet_prune.utils.datadir import write_text
+
+        write_text(options.json_path, text + "\n", make_parents=True)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def export_pruning_stage(model, export_dir: str | Path, extra: dict | None = Non
         title=f"kept units: param sparsity {summary['param_sparsity']:.3f}, "
         f"MACs sparsity {summary['macs_sparsity']:.3f}",
     )
-    (export_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    from espnet_prune.utils.datadir import write_text
+
+    write_text(export_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -170,8 +172,10 @@ def average_epoch_files(output_dir: str | Path, epochs: list[int], name: str) ->
             averaged[k] = (total[k] / len(files)).to(v.dtype)
         else:
             averaged[k] = v
+    from espnet_prune.utils.io import atomic_torch_save
+
     out = output_dir / name
-    torch.save(averaged, out)
+    atomic_torch_save(averaged, out)  # disk full: one line naming it, no truncated file
     return out
 
 

@@ -48,10 +48,14 @@ def plot_kept_units(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    from espnet_prune.utils.io import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(path, make_parents=True) as tmp:
+            fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +23,8 @@ class AudioInfo(NamedTuple):
 
 
 def audio_info(path: str | Path) -> AudioInfo:
+    """Sample rate, length and channels of ``path``; a file whose data stops before the length
+    its header declares (a truncated copy) is a DataError naming it (:func:`check_complete`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: audio file does not exist")
@@ -29,7 +32,72 @@ def audio_info(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError variants
         raise DataError(f"{path}: cannot read audio ({exc})") from None
+    stat = path.stat()
+    check_complete(str(path), stat.st_size, stat.st_mtime_ns, info.format, int(info.frames))
     return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+
+
+RIFF_FORMATS = ("WAV", "WAVEX")
+STREAMING_SIZES = (0, 0xFFFFFFFF)  # a WAV written while recording: length not in the header
+
+
+def wav_data_chunk(path: str) -> tuple[int, int, int] | None:
+    """``(declared data bytes, bytes present after the chunk header, byte rate)`` of a RIFF
+    WAV's ``data`` chunk, read from the header; None when the file is not RIFF/RIFX WAVE or the
+    size is a streaming placeholder.
+
+    libsndfile clamps a WAV's frame count to the bytes present, so a truncated copy reads as a
+    shorter recording without a word; the declared size is only in the header."""
+    import struct
+
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        order = "<" if head[:4] == b"RIFF" else ">"
+        fh.seek(0, 2)
+        size = fh.tell()
+        position, byte_rate = 12, 0
+        while position + 8 <= size:
+            fh.seek(position)
+            chunk, length = struct.unpack(order + "4sI", fh.read(8))
+            if chunk == b"fmt " and length >= 12:
+                byte_rate = struct.unpack(order + "I", fh.read(12)[8:12])[0]
+            if chunk == b"data":
+                if length in STREAMING_SIZES:
+                    return None
+                return length, size - position - 8, byte_rate
+            position += 8 + length + (length & 1)
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def check_complete(path: str, size: int, mtime_ns: int, major_format: str, frames: int) -> None:
+    """DataError when the audio stops before the length its header declares: for WAV the
+    ``data`` chunk's size against the bytes present; for other formats (whose frame count is
+    the header's) the last frame must decode. Cached per file version (size, mtime): training
+    reads the same files chunk by chunk."""
+    if major_format in RIFF_FORMATS:
+        chunk = wav_data_chunk(path)
+        if chunk is not None and chunk[0] > chunk[1]:
+            declared, present, byte_rate = chunk
+            said = (f"{declared / byte_rate:.3f} s" if byte_rate else f"{declared} bytes")
+            held = (f"{present / byte_rate:.3f} s" if byte_rate else f"{present} bytes")
+            raise DataError(f"{path}: audio is truncated: its header declares {said} of data "
+                            f"but the file holds {held}; copy or convert it again")
+        return
+    if frames == 0:
+        return
+    try:
+        with sf.SoundFile(path) as fh:
+            fh.seek(frames - 1)
+            decoded = len(fh.read(1, dtype="float32", always_2d=True))
+    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError variants
+        raise DataError(f"{path}: audio is truncated or corrupt: its header declares "
+                        f"{frames} samples but they cannot all be decoded ({exc})") from None
+    if decoded != 1:
+        raise DataError(f"{path}: audio is truncated or corrupt: its header declares "
+                        f"{frames} samples but fewer can be decoded")
 
 
 # Only IEEE-float encodings can store NaN/inf: every other subtype (PCM_16/24/32, U-law,

@@ -29,7 +29,7 @@ def read_yaml_mapping(path, what: str, empty_ok: bool = False) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} file does not exist")
     try:
-        conf = yaml.safe_load(path.read_text(encoding="utf-8"))
+        conf = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as exc:
         raise yaml_error(exc, path, what) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -42,12 +42,14 @@ def check_key(key: str, where: str) -> str:
 def read_scp(path: str | Path) -> dict[str, str]:
     """``key value`` lines; the value may contain spaces; duplicates are an error.
 
-    Keys must be safe file names (:func:`check_key`): outputs are written per key."""
+    Keys must be safe file names (:func:`check_key`): outputs are written per key. A UTF-8
+    byte-order mark at the start (Windows editors write one) is dropped, not read as part of
+    the first key."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file does not exist")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
     table: dict[str, str] = {}
@@ -83,7 +85,7 @@ def read_uem(path: str | Path) -> dict[str, list[tuple[float, float]]]:
     if not path.is_file():
         raise DataError(f"{path}: UEM file does not exist")
     uem: dict[str, list[tuple[float, float]]] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         fields = line.split()
         if not fields or fields[0].startswith(("#", ";")):
             continue
@@ -148,7 +150,7 @@ def validate_data_dir(
     if not wavs:
         raise DataError(f"{scp}: no recordings listed")
     lineno_of = {}
-    for lineno, line in enumerate(scp.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(scp.read_text(encoding="utf-8-sig").splitlines(), 1):
         if line.strip():
             lineno_of[line.split()[0]] = lineno
     durations = {}
@@ -164,7 +166,7 @@ def validate_data_dir(
     rttm: dict[str, list[RttmSegment]] = {}
     if rttm_path.exists():
         rttm = read_rttm(rttm_path)
-        for lineno, line in enumerate(rttm_path.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(rttm_path.read_text(encoding="utf-8-sig").splitlines(), 1):
             fields = line.split()
             if len(fields) < 5 or fields[0] != "SPEAKER":
                 continue
@@ -256,6 +258,9 @@ def validate_and_format(data_dir: str, output_dir: str, sample_rate: int = 16000
     prints and returns the summary."""
     import sys
 
+    from espnet_prune.utils.values import Rule, check_value
+
+    check_value(sample_rate, Rule(int, low=1, high=384000), "validate_data", "--sample_rate")
     data = validate_data_dir(data_dir, sample_rate, require_rttm=require_rttm)
     summary = format_data_dir(data, Path(output_dir))
     print(f"{data_dir} -> {output_dir}: {json.dumps(summary)}")

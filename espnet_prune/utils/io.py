@@ -103,6 +103,17 @@ def atomic_path(path, *, make_parents: bool = False) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_write(path, *, make_parents: bool = False) -> Iterator[Path]:
+    """:func:`atomic_path` whose write errors inside the block (disk full, quota, I/O error)
+    are one ConfigError line naming ``path``, not a traceback of the writing library."""
+    with atomic_path(path, make_parents=make_parents) as tmp:
+        try:
+            yield tmp
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
 def _umask() -> int:
     """The process umask, read without changing it where Linux allows (thread safety)."""
     try:

@@ -67,7 +67,7 @@ def read_rttm(path: str | Path, allow_empty: bool = False) -> dict[str, list[Rtt
     if not path.is_file():
         raise DataError(f"{path}: RTTM file does not exist")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
     segments = parse_rttm_lines(text.splitlines(), str(path))

@@ -362,6 +362,9 @@ def inference_config(config: dict, embedding_model, source,
     else:
         raise ConfigError(f"{source}: [clustering.args] method = {method!r} (expected "
                           "VBxClustering or AgglomerativeClustering)")
+    from espnet_prune.infer.config_schema import check_inference_config
+
+    check_inference_config(conf, source)  # a value diar_inference would refuse: refused now
     return conf, notes
 
 
