@@ -279,8 +279,8 @@ def trainer_options(device: str, size: dict, data: Path, output_dir: Path,
 
 
 def train_teacher(argv: list[str]) -> None:
-    """What ``diar_train`` runs: checks, then ESPnet's trainer."""
-    import espnet_prune  # noqa: F401  (registers the plugin into ESPnet)
+    """What ``diar_train`` runs: checks, then ESPnet's trainer (the plugin's registration
+    hook is installed: this module is inside ``espnet_prune``)."""
     from espnet_prune.diar.model_file import parse_task_args
     from espnet_prune.tasks.diar import PowersetDiarizationTask
 
