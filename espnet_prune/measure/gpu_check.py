@@ -6,9 +6,9 @@ sections not yet started are ``{"skipped": ...}``):
 
 * ``wavlm_speed``: unpruned vs pruned WavLM forward time (random weights,
   :func:`espnet_prune.measure.bench.compare_speed`): Base+ vs the released 80 %-sparse Base+
-  structure and Large vs the Large s80 structure of :func:`espnet_prune.measure.cost.pruned_config`,
-  in fp32 and under bfloat16 autocast, for batch 1 and 16 of 8 s (the paper's speed-up:
-  4.0x Base+, 2.6x Large on one GPU);
+  structure and Large vs ``large_s80`` (:func:`espnet_prune.measure.cost.pruned_config`: a
+  uniform structure of the paper's Large s80 size), in fp32 and under bfloat16 autocast, for
+  batch 1 and 16 of 8 s (the paper's speed-up: 4.0x Base+, 2.6x Large on one GPU);
 * ``teacher_train`` / ``teacher_train_amp``: a few steps of ESPnet's trainer on the recipe's
   teacher config (``conf/train_teacher_wavlm_base_plus.yaml``; ``--ngpu 1`` on cuda) without and
   with ``--use_amp``;
@@ -361,9 +361,12 @@ def environment(device: str) -> dict:
     env = {"torch": torch.__version__, "python": platform.python_version(),
            "cpu_threads": torch.get_num_threads()}
     if device == "cuda":
+        # fp32 speed depends on whether matmuls / convolutions may use TF32 tensor cores
         env.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
                    bf16_supported=torch.cuda.is_bf16_supported(),
-                   gpu_memory_gb=round(torch.cuda.get_device_properties(0).total_memory / 1e9, 1))
+                   gpu_memory_gb=round(torch.cuda.get_device_properties(0).total_memory / 1e9, 1),
+                   matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32,
+                   cudnn_allow_tf32=torch.backends.cudnn.allow_tf32)
     return env
 
 
