@@ -386,7 +386,8 @@ def guarded(results: dict, name: str, budget: Budget, function, *needs: str) -> 
     start = time.perf_counter()
     try:
         results[name] = function()
-    except Exception as exc:  # noqa: BLE001 - reported in the JSON, the run goes on
+    # reported in the JSON, the run goes on; SystemExit: ESPnet's parser on a bad option
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
         results[name] = error_entry(exc, getattr(exc, "log_tail", None))
         progress(f"{name}: error {results[name]['error']}")
     results[name]["section_seconds"] = round(time.perf_counter() - start, 1)
