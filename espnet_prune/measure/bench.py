@@ -27,6 +27,7 @@ import numpy as np
 from espnet_prune.eval.results import SPEED_KEY
 
 RATE = 16000
+PRECISIONS = ("fp32", "bf16")  # forward_speed: plain fp32, or bfloat16 autocast
 # (unpruned, pruned) WavLM presets and Conformer settings per benchmark preset
 PRESETS = {
     "base_plus": (("base_plus", "base_plus_s80"), {}),
@@ -73,22 +74,35 @@ def uniform_structure(config, sparsity: float):
 
 
 def forward_speed(models: dict, seconds: float, batch_size: int = 1, runs: int = 5,
-                  warmup: int = 2, device: str = "cpu") -> dict[str, dict]:
+                  warmup: int = 2, device: str = "cpu",
+                  precision: str = "fp32") -> dict[str, dict]:
     """A speed record per WavLM of ``{name: model}``: the models take turns (warm-up rounds,
     then ``runs`` timed rounds) so that a change in the machine's load hits all of them alike;
-    the input is fixed random audio (speed does not depend on the values)."""
+    the input is fixed random audio (speed does not depend on the values). ``precision``
+    ``bf16`` runs the forwards under ``torch.autocast`` with bfloat16 (weights stay fp32)."""
+    import contextlib
+
     import torch
 
+    from espnet_prune.errors import ConfigError
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
     wav = torch.randn(batch_size, int(seconds * RATE), generator=torch.Generator().manual_seed(0))
     wav = wav.to(device)
     models = {name: model.eval().to(device) for name, model in models.items()}
 
+    def autocast():
+        if precision == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def run(model):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             model.extract_features(wav)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -105,7 +119,7 @@ def forward_speed(models: dict, seconds: float, batch_size: int = 1, runs: int =
     return {
         name: {SPEED_KEY: statistics.median(t) / audio_seconds, "times": t,
                "audio_seconds": audio_seconds, "threads": torch.get_num_threads(),
-               "device": str(device)}
+               "device": str(device), "precision": precision}
         for name, t in times.items()
     }
 
@@ -138,18 +152,27 @@ def pruning_speedup(preset: str, sparsity: float, pruned: str | None, seconds: f
     else:
         model = WavLM(uniform_structure(wavlm_config(preset), sparsity))
         structure = f"uniform shrink to sparsity {sparsity}"
-    speed = forward_speed({"full": full, "pruned": model}, seconds, batch_size, runs,
-                          device=device)
+    return compare_speed(full, model, seconds, batch_size, runs, device,
+                         preset=preset, pruned_structure=structure)
+
+
+def compare_speed(full, pruned, seconds: float, batch_size: int, runs: int,
+                  device: str = "cpu", precision: str = "fp32", warmup: int = 2,
+                  **labels) -> dict:
+    """The record of one unpruned vs pruned comparison (``labels`` first, then sizes, MACs,
+    the median forward times and their ratio ``speedup``, and both speed records)."""
+    speed = forward_speed({"full": full, "pruned": pruned}, seconds, batch_size, runs,
+                          warmup=warmup, device=device, precision=precision)
     t_full = statistics.median(speed["full"]["times"])
     t_pruned = statistics.median(speed["pruned"]["times"])
     return {
-        "preset": preset, "pruned_structure": structure, "device": speed["full"]["device"],
+        **labels, "device": speed["full"]["device"], "precision": precision,
         "threads": speed["full"]["threads"], "seconds_of_audio": seconds, "batch": batch_size,
-        "params_full": full.num_params(), "params_pruned": model.num_params(),
+        "params_full": full.num_params(), "params_pruned": pruned.num_params(),
         "macs_per_second_full": full.macs_per_second(),
-        "macs_per_second_pruned": model.macs_per_second(),
-        "macs_ratio": full.macs_per_second() / model.macs_per_second(),
-        "sparsity_params": 1.0 - model.num_params() / full.num_params(),
+        "macs_per_second_pruned": pruned.macs_per_second(),
+        "macs_ratio": full.macs_per_second() / pruned.macs_per_second(),
+        "sparsity_params": 1.0 - pruned.num_params() / full.num_params(),
         "time_full_s": t_full, "time_pruned_s": t_pruned, "speedup": t_full / t_pruned,
         "runs": runs, "full": speed["full"], "pruned": speed["pruned"],
     }
