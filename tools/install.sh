@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 PYTHON="${PYTHON:-python3}"
 stamp=venv/.espnet_prune_installed
-want=$(cat requirements.txt ../setup.py | sha256sum | cut -c1-16)
+# the stamp covers what pip installs: the pins, setup.py and the command lines it makes scripts of
+want=$( (cat requirements.txt ../setup.py; ls ../espnet_prune/bin) | sha256sum | cut -c1-16)
 
 write_activate() {
     cat > activate_python.sh <<EOS
