@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 PYTHON="${PYTHON:-python3}"
 stamp=venv/.espnet_prune_installed
-want=$(cat requirements.txt ../setup.py | sha256sum | cut -c1-16)
+want=$(cat requirements.txt ../setup.py ../espnet_prune_plugin.pth | sha256sum | cut -c1-16)
 
 write_activate() {
     cat > activate_python.sh <<EOS
@@ -33,6 +33,10 @@ fi
 start=$(date +%s)
 venv/bin/python -m pip install --disable-pip-version-check -q --no-deps -r requirements.txt
 venv/bin/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e ..
+# the start-up line that lets ESPnet's and s3prl's own CLIs see the plugin without an import
+# (see setup.py): an editable install does not ship it, so it is copied (idempotent)
+site_packages=$(venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cp ../espnet_prune_plugin.pth "$site_packages/"
 venv/bin/python - <<'EOS'
 import torch, torchaudio
 x = torch.randn(1, 16000)
