@@ -447,8 +447,9 @@ if in_range 7; then
         mfile=$(model_file "${name}")
         # the exp dir carries the inference settings it is scored with: diar_inference and
         # Diarizer.from_pretrained default to it, diar_pack packs it
+        # (copied only when it differs: its time stamp tells stage 9 to repack)
         if [ -n "${inference_config}" ] && [ -d "${mdir}" ] \
-            && ! [ "${inference_config}" -ef "${mdir}/inference.yaml" ]; then
+            && ! cmp -s "${inference_config}" "${mdir}/inference.yaml"; then
             cp "${inference_config}" "${mdir}/inference.yaml"
         fi
         for dset in ${test_sets}; do
