@@ -215,3 +215,18 @@ def pack_model(model_dir: str, output: str, name: str | None = None,
     summary = {"archive": str(output), "model": name, "files": files, "copied": copied}
     print(json.dumps(summary))
     return output
+
+
+def export_and_pack(model_file: str, train_config: str, output: str, quantize: str = "none",
+                    pack: str | None = None, inference_config: str | None = None) -> dict:
+    """``diar_export``: the ONNX file (:func:`espnet_prune.infer.export.export_model_file`)
+    and, with ``pack``, an archive of it as :func:`pack_model` makes one (``model.onnx`` in
+    place of the weights, the exp dir's ``config.yaml`` and ``inference.yaml``, the card);
+    ``Diarizer.from_pretrained`` runs such an archive in onnxruntime."""
+    from espnet_prune.infer.export import export_model_file
+
+    report = export_model_file(model_file, train_config, output, quantize)
+    if pack is not None:
+        report["archive"] = str(pack_model(str(Path(train_config).parent), pack,
+                                           model_file=output, inference_config=inference_config))
+    return report

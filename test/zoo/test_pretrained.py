@@ -202,3 +202,94 @@ def test_diarize_speech_interface(diarizer, meeting_8k):
         seconds = annotation.label_duration(label)
         assert abs(activity[0, :, column].sum() * hop - seconds) <= hop * (
             len(list(annotation.label_timeline(label))) + 1)
+
+
+def wavlm_exp_dir(root):
+    """An exp dir of a tiny (untrained) wavlm_prunable model, the frontend ONNX export takes,
+    with the inference.yaml of the trained model."""
+    import yaml
+
+    from espnet_prune.measure.bench import wavlm_preset
+    from espnet_prune.tasks.diar import PowersetDiarizationTask
+
+    given = root / "train.yaml"
+    given.write_text(yaml.safe_dump({
+        "frontend": "wavlm_prunable",
+        "frontend_conf": {"config": wavlm_preset("tiny_pruned").to_dict()},
+        "encoder": "conformer",
+        "encoder_conf": {"output_size": 32, "attention_heads": 2, "linear_units": 64,
+                         "num_blocks": 1, "cnn_module_kernel": 7}}))
+    args = PowersetDiarizationTask.get_parser().parse_args(["--config", str(given)])
+    torch.manual_seed(0)
+    model = PowersetDiarizationTask.build_model(args)
+    with torch.no_grad():  # no silence: the random model then picks speakers by its input
+        model.classifier.bias[0] = -10.0
+    exp = root / "exp" / "wavlm"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text(yaml.safe_dump(vars(args)))
+    torch.save(model.state_dict(), exp / "valid.loss.ave.pth")
+    (exp / "inference.yaml").write_text(yaml.safe_dump(INFERENCE_CONFIG))
+    return exp
+
+
+def test_onnx_export_packs_the_same_way(trained_exp, tmp_path):
+    pytest.importorskip("onnxruntime")  # the optional extra [onnx], as test_diar_export
+    from espnet_prune import Diarizer
+    from espnet_prune.bin import diar_export
+
+    exp = wavlm_exp_dir(tmp_path)
+    onnx, archive = tmp_path / "model.onnx", tmp_path / "wavlm_onnx.zip"
+    assert diar_export.main(["--model_file", str(exp / "valid.loss.ave.pth"),
+                             "--train_config", str(exp / "config.yaml"),
+                             "--output", str(onnx), "--pack", str(archive)]) == 0
+    with zipfile.ZipFile(archive) as packed:
+        names = set(packed.namelist())
+    assert {"README.md", "meta.yaml", "exp/wavlm/model.onnx", "exp/wavlm/inference.yaml",
+            "exp/wavlm/config.yaml"} <= names
+    assert not any(name.endswith(".pth") for name in names)
+    diarizer = Diarizer.from_pretrained(archive, cache_dir=str(tmp_path / "cache"))
+    assert diarizer.files["model_file"].endswith("model.onnx")
+    wav = trained_exp.parents[2] / "data" / "wav" / "rec2.wav"
+    out = tmp_path / "cli"
+    assert diar_inference.main(["--backend", "onnxruntime", "--model_file", str(onnx),
+                                "--audio", str(wav), "--output_dir", str(out),
+                                "--no_progress", "--config", str(exp / "inference.yaml")]) == 0
+    expected = segments(read_rttm(out / "rttm", allow_empty=True).get("rec2", []))
+    assert expected and segments(diarizer(wav)) == expected
+
+
+def test_cli_tells_audio_from_wav_scp(trained_exp, tmp_path):
+    wav = trained_exp.parents[2] / "data" / "wav" / "rec1.wav"
+    model = ["--model_file", str(trained_exp / "valid.loss.ave.pth"),
+             "--train_config", str(trained_exp / "config.yaml"),
+             "--output_dir", str(tmp_path / "out"), "--no_progress"]
+    with pytest.raises(ConfigError, match="an audio file, not a wav.scp list; pass audio "
+                                          "files with --audio"):
+        diar_inference.main([*model, "--wav_scp", str(wav)])
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"rec1 {wav}\n")
+    with pytest.raises(ConfigError, match="not an audio file soundfile can read"):
+        diar_inference.main([*model, "--audio", str(scp)])
+    with pytest.raises(ConfigError, match="either --wav_scp"):
+        diar_inference.main(model)
+    one_sample = tmp_path / "click.wav"
+    sf.write(one_sample, np.zeros(1, np.float32), 16000)
+    with pytest.raises(DataError, match="click: audio of 1 samples"):
+        diar_inference.main([*model, "--audio", str(one_sample)])
+
+
+def test_relative_files_of_a_moved_inference_config(tmp_path, monkeypatch):
+    from espnet_prune.infer.run import load_inference_config
+
+    folder = tmp_path / "model"
+    (folder / "files").mkdir(parents=True)
+    (folder / "files" / "plda.npz").write_bytes(b"x")
+    (folder / "inference.yaml").write_text("clustering: {name: vbx, plda: files/plda.npz}\n")
+    monkeypatch.chdir(tmp_path)
+    conf = load_inference_config(str(folder / "inference.yaml"))
+    assert conf["clustering"]["plda"] == str(folder / "files" / "plda.npz")
+    # a path that exists from the current directory keeps its meaning (the recipes' exp/...)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "plda.npz").write_bytes(b"y")
+    assert load_inference_config(str(folder / "inference.yaml"))["clustering"]["plda"] == \
+        "files/plda.npz"
