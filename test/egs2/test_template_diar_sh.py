@@ -224,3 +224,32 @@ def test_init_from_diarizen_errors_before_anything_runs(recipe, diarizen_args, c
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert message in proc.stdout + proc.stderr
     assert not (recipe / "data").exists() and not (recipe / "exp").exists()
+
+
+def test_stage_10_prepares_hugging_face_folders_and_prints_the_push(recipe):
+    import zipfile
+
+    packed = recipe / "exp" / "packed"
+    packed.mkdir(parents=True)
+    for name in ("teacher", "pruned"):
+        with zipfile.ZipFile(packed / f"{name}.zip", "w") as archive:
+            archive.writestr("README.md", f"card of {name}\n")
+            archive.writestr(f"exp/{name}/config.yaml", "frontend: fbank\n")
+    stage_10 = ["--stage", "10", "--models", "teacher pruned"]
+
+    proc = run_diar(recipe, *stage_10)  # skipped by default: nothing is prepared
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (recipe / "exp" / "hf_upload").exists()
+
+    proc = run_diar(recipe, *stage_10, "--skip_upload_hf", "false")
+    assert proc.returncode == 2 and "--hf_repo USER/NAME is required" in proc.stdout
+
+    proc = run_diar(recipe, *stage_10, "--skip_upload_hf", "false", "--hf_repo", "me/toy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("teacher", "pruned"):
+        folder = recipe / "exp" / "hf_upload" / name
+        assert (folder / "README.md").read_text() == f"card of {name}\n"
+        assert (folder / "exp" / name / "config.yaml").is_file()
+    assert ("hf upload me/toy_teacher exp/hf_upload/teacher . --repo-type model && "
+            "hf upload me/toy_pruned exp/hf_upload/pruned . --repo-type model") in proc.stdout
+    assert stage_records(recipe) == ["10"]
