@@ -24,7 +24,7 @@ class BuildPyWithStartupLine(build_py):
 
     def run(self):
         super().run()
-        if not self.editable_mode:
+        if not getattr(self, "editable_mode", False):
             self.copy_file(PLUGIN_PTH, str(Path(self.build_lib) / PLUGIN_PTH))
 
 # every command line of espnet_prune/bin, as espnet-prune-<name> (python -m espnet_prune.bin.<name>

@@ -73,7 +73,7 @@ Stages (each skipped when its outputs exist; --stage/--stop_stage select a range
   2 validation / formatting of the data dirs  6 fine-tuning of the pruned model
   3 training: fbank baseline and teacher      7 inference of every model on every test set
   4 pruning (distillation + L0)               8 scoring, exp/scores.json and RESULTS.md
-  9 packing: ${expdir}/packed/<model>.zip     10 Hugging Face repo folders (--skip_upload_hf false)
+  9 packing: exp/packed/<model>.zip         10 Hugging Face repo folders (off by default)
 Killing the script during training and running it again resumes the training.
 
 Options:
