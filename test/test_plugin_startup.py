@@ -46,7 +46,11 @@ def test_startup_line_registers_plugin_in_espnet_cli_and_s3prl_hub(tmp_path):
     assert "S3PRL True" in out
     frontend_help = out[out.index("--frontend"):]
     assert "wavlm_prunable" in frontend_help.split("\n  --", 1)[0], frontend_help[:600]
-    # the control: the same interpreter with the line switched off does not see it
+
+
+def test_without_the_startup_line_s3prl_does_not_see_the_plugin(tmp_path):
+    """The control: the same interpreter with the line switched off."""
+    shutil.copy(PTH, tmp_path / PTH.name)
     assert "S3PRL False" in run_fresh(tmp_path, HUB, ESPNET_PRUNE_NO_PLUGIN="1")
 
 
