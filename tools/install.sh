@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 PYTHON="${PYTHON:-python3}"
 stamp=venv/.espnet_prune_installed
-# the stamp covers what pip installs: the pins, setup.py and the command lines it makes scripts of
-want=$( (cat requirements.txt ../setup.py; ls ../espnet_prune/bin) | sha256sum | cut -c1-16)
+# the stamp covers what pip installs: the pins, setup.py, the command lines it makes scripts of
+# and the plugin's start-up line
+want=$( (cat requirements.txt ../setup.py ../espnet_prune_plugin.pth; ls ../espnet_prune/bin) \
+    | sha256sum | cut -c1-16)
 
 write_activate() {
     cat > activate_python.sh <<EOS
@@ -34,6 +36,10 @@ fi
 start=$(date +%s)
 venv/bin/python -m pip install --disable-pip-version-check -q --no-deps -r requirements.txt
 venv/bin/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e ..
+# the start-up line that lets ESPnet's and s3prl's own CLIs see the plugin without an import
+# (see setup.py): an editable install does not ship it, so it is copied (idempotent)
+site_packages=$(venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cp ../espnet_prune_plugin.pth "$site_packages/"
 venv/bin/python - <<'EOS'
 import torch, torchaudio
 x = torch.randn(1, 16000)

@@ -1,5 +1,6 @@
 """Diarize every recording of a wav.scp with a trained powerset EEND model.
 
+Recordings come from a wav.scp (``--wav_scp``) or are audio files (``--audio a.wav b.flac``).
 Writes ``OUTPUT/rttm`` (all recordings) and ``OUTPUT/rttm_per_recording/<rec>.rttm``. A
 recording in which nothing is detected gets an empty per-recording file and no lines in
 ``rttm``. ``--config`` is a YAML file with the fields of
@@ -36,9 +37,16 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="pytorch", choices=BACKENDS,
                         help="run the segmentation model in PyTorch or, exported, in "
                         "onnxruntime (CPU)")
-    parser.add_argument("--wav_scp", required=True)
+    parser.add_argument("--wav_scp", default=None,
+                        help="a 'key path' list of recordings (or use --audio)")
+    parser.add_argument("--audio", nargs="+", default=None, metavar="FILE",
+                        help="audio files to diarize, each named by its file name without "
+                        "the suffix (instead of --wav_scp)")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--config", default=None, help="inference YAML (see module docstring)")
+    parser.add_argument("--config", default=None,
+                        help="inference YAML (see module docstring); default: the "
+                        "inference.yaml beside the model file, if there is one, else the "
+                        "built-in defaults")
     parser.add_argument("--ngpu", type=int, default=0, choices=(0, 1))
     parser.add_argument(
         "--num_speakers", type=int, default=None,

@@ -136,8 +136,10 @@ class DiarizationPipeline:
         return num_frames(num_samples, self.frame_shift, self.frame_length)
 
     def __call__(self, audio, recording: str = "rec") -> list[RttmSegment]:
-        """``audio``: float samples ``[T]``, or a :class:`WavFileAudio` read window by window."""
+        """``audio``: float samples ``[T]``, or a :class:`WavFileAudio` read window by window.
+        Afterwards :attr:`speaker_embeddings` maps each speaker label to its centroid."""
         cfg = self.config
+        self.speaker_embeddings: dict[str, np.ndarray] = {}
         if not isinstance(audio, WavFileAudio):
             audio = np.asarray(audio, dtype=np.float32)
             if audio.ndim != 1:
@@ -146,8 +148,9 @@ class DiarizationPipeline:
                 )
         if len(audio) < self.frame_length:
             raise DataError(
-                f"{recording}: audio is {len(audio) / cfg.sample_rate:.3f} s long, shorter than "
-                f"one model frame ({self.frame_length / cfg.sample_rate:.3f} s)"
+                f"{recording}: audio of {len(audio)} samples ({len(audio) / cfg.sample_rate:.4f}"
+                f" s) is shorter than one model frame ({self.frame_length} samples, "
+                f"{self.frame_length / cfg.sample_rate:.4f} s)"
             )
         window, step, starts = self.window_starts(len(audio))
         num_frames = int(np.ceil(len(audio) / self.frame_shift))
@@ -330,6 +333,12 @@ class DiarizationPipeline:
         required = cfg.num_speakers or cfg.min_speakers
         if required:
             labels = self._use_every_centroid(space, centroids, labels)
+        for k in range(len(centroids)):  # mean of the speaker's embeddings, clean ones first
+            mine = labels == k
+            if (mine & clean).any():
+                mine &= clean
+            if mine.any():
+                self.speaker_embeddings[f"spk{k}"] = x[mine].mean(0).astype(np.float32)
 
         num_frames = len(count_sum)
         score = np.zeros((num_frames, len(centroids)), dtype=np.float32)

@@ -1,4 +1,5 @@
-"""End to end: the mini_meeting recipe, all 8 stages, with its CI-sized configs (--fast true).
+"""End to end: the mini_meeting recipe, all stages (packing included), with its CI-sized
+configs (--fast true).
 
 Also checks what a user relies on: killing run.sh during training and running it again resumes
 the training; a second run skips all finished work; ``--stage 7`` redoes only inference and
@@ -117,6 +118,20 @@ def test_mini_meeting_end_to_end(tmp_path):
     results = (work / "RESULTS.md").read_text()
     assert "## Environments" in results and "|teacher|" in results and "- wall time:" in results
 
+    # stage 9: one archive per model, loadable from anywhere, with the recipe's inference
+    # settings (conf/inference.yaml: 2 s step) and a card naming the run.sh command
+    import zipfile
+
+    for model in MODELS:
+        with zipfile.ZipFile(exp / "packed" / f"{model}.zip") as archive:
+            names = set(archive.namelist())
+            card = archive.read("README.md").decode()
+            packed_conf = archive.read(f"exp/{model}/inference.yaml").decode()
+        assert {"meta.yaml", f"exp/{model}/config.yaml", f"exp/{model}/valid.loss.ave.pth",
+                f"exp/{model}/RESULTS.md"} <= names
+        assert "step: 2.0" in packed_conf
+        assert "run.sh --fast true" in card and f"{100 * scores[model]['test']['der']:.2f}" in card
+
     # 3) a second run finds everything done
     before = stage_runs(work)
     checkpoint_mtime = (exp / "pruned" / "valid.loss.ave.pth").stat().st_mtime
@@ -131,7 +146,7 @@ def test_mini_meeting_end_to_end(tmp_path):
     rttm = exp / "teacher" / "decode_inference" / "sample" / "rttm"
     rttm_mtime = rttm.stat().st_mtime
     run(work, "--stage", "7", "--models", "teacher", "--test_sets", "sample")
-    assert stage_runs(work) == before + ["7", "8"]
+    assert stage_runs(work) == before + ["7", "8", "9"]  # 9: the teacher repacked
     assert rttm.stat().st_mtime > rttm_mtime
     assert (exp / "pruned" / "valid.loss.ave.pth").stat().st_mtime == checkpoint_mtime
     rescored = json.loads((exp / "scores.json").read_text())

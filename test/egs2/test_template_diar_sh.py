@@ -148,7 +148,7 @@ def test_init_from_diarizen_stages_3_to_8_then_nothing_to_do(recipe, diarizen_ar
     assert not any((exp / name).exists() for name in ("fbank", "teacher", "prune", "pruned"))
     assert "Stage 4: skipped (--init_from_diarizen" in out
     assert "Stage 5: skipped (--init_from_diarizen" in out
-    assert stage_records(recipe) == ["1", "2", "3", "6", "7", "8"]
+    assert stage_records(recipe) == ["1", "2", "3", "6", "7", "8", "9"]
 
     # the fine-tuning started from the import (an untouched buffer is identical) and trained
     imported = torch.load(exp / "diarizen" / "model.pth", weights_only=True)
@@ -170,6 +170,26 @@ def test_init_from_diarizen_stages_3_to_8_then_nothing_to_do(recipe, diarizen_ar
     results = (recipe / "RESULTS.md").read_text()
     assert "|diarizen|" in results and "|diarizen_finetuned|" in results
 
+    # stage 7 stored the inference config it used beside each model; stage 9 packed each
+    # model with it and the files it names (PLDA, speaker-embedding checkpoint), renamed into
+    # the archive, and a model card with the DER table and the command
+    import zipfile
+
+    for name in ("diarizen", "diarizen_finetuned"):
+        stored = (exp / name / "inference.yaml").read_text()
+        assert stored == (exp / "diarizen" / "inference.yaml").read_text()
+        with zipfile.ZipFile(exp / "packed" / f"{name}.zip") as archive:
+            names = set(archive.namelist())
+            packed_conf = archive.read(f"exp/{name}/inference.yaml").decode()
+            card = archive.read("README.md").decode()
+        assert {"meta.yaml", "README.md", f"exp/{name}/config.yaml",
+                f"exp/{name}/inference.yaml", f"exp/{name}/RESULTS.md"} <= names
+        assert any(n.startswith(f"exp/{name}/files/plda_") for n in names), names
+        assert any(n.startswith(f"exp/{name}/files/checkpoint_") for n in names), names
+        assert "plda: files/plda_" in packed_conf and str(recipe) not in packed_conf
+        der = scores[name]["test"]["der"]
+        assert f"|test|{100 * der:.2f}|" in card and "./diar.sh" in card
+
     # again: nothing imported, trained, diarized or scored
     mtimes = {p: p.stat().st_mtime for p in (exp / "diarizen" / "model.pth",
                                              exp / "diarizen_finetuned" / "valid.loss.ave.pth",
@@ -178,7 +198,8 @@ def test_init_from_diarizen_stages_3_to_8_then_nothing_to_do(recipe, diarizen_ar
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     assert "Stage 3: skipped" in out and "Stage 6: skipped" in out and "Stage 8: skipped" in out
-    assert stage_records(recipe) == ["1", "2", "3", "6", "7", "8"]
+    assert "diarizen: packed (exp/packed/diarizen.zip)" in out
+    assert stage_records(recipe) == ["1", "2", "3", "6", "7", "8", "9"]
     assert {p: p.stat().st_mtime for p in mtimes} == mtimes
 
 
@@ -203,3 +224,32 @@ def test_init_from_diarizen_errors_before_anything_runs(recipe, diarizen_args, c
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert message in proc.stdout + proc.stderr
     assert not (recipe / "data").exists() and not (recipe / "exp").exists()
+
+
+def test_stage_10_prepares_hugging_face_folders_and_prints_the_push(recipe):
+    import zipfile
+
+    packed = recipe / "exp" / "packed"
+    packed.mkdir(parents=True)
+    for name in ("teacher", "pruned"):
+        with zipfile.ZipFile(packed / f"{name}.zip", "w") as archive:
+            archive.writestr("README.md", f"card of {name}\n")
+            archive.writestr(f"exp/{name}/config.yaml", "frontend: fbank\n")
+    stage_10 = ["--stage", "10", "--models", "teacher pruned"]
+
+    proc = run_diar(recipe, *stage_10)  # skipped by default: nothing is prepared
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (recipe / "exp" / "hf_upload").exists()
+
+    proc = run_diar(recipe, *stage_10, "--skip_upload_hf", "false")
+    assert proc.returncode == 2 and "--hf_repo USER/NAME is required" in proc.stdout
+
+    proc = run_diar(recipe, *stage_10, "--skip_upload_hf", "false", "--hf_repo", "me/toy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("teacher", "pruned"):
+        folder = recipe / "exp" / "hf_upload" / name
+        assert (folder / "README.md").read_text() == f"card of {name}\n"
+        assert (folder / "exp" / name / "config.yaml").is_file()
+    assert ("hf upload me/toy_teacher exp/hf_upload/teacher . --repo-type model && "
+            "hf upload me/toy_pruned exp/hf_upload/pruned . --repo-type model") in proc.stdout
+    assert stage_records(recipe) == ["10"]

@@ -15,7 +15,7 @@ SECONDS=0
 
 # General configuration
 stage=1              # first stage to run
-stop_stage=8         # last stage to run
+stop_stage=10        # last stage to run
 redo=auto            # true: redo the selected stages even if done; auto: only inference and
                      # scoring are redone, and only when --stage selects them (>= 7)
 ngpu=0               # GPUs for training (0 = CPU); > 1 goes through espnet2.bin.launch
@@ -53,6 +53,11 @@ collar=0             # scoring collar (total width, pyannote convention)
 bench_seconds=8      # audio length of the CPU speed measurement in stage 8
 results_title=""     # title of RESULTS.md
 macro_average=false  # true: RESULTS.md and ${expdir}/macro_der.json get the macro average
+skip_packing=false   # true: no stage 9 (one archive per model in ${expdir}/packed)
+skip_upload_hf=true  # false: stage 10 prepares the Hugging Face repo folders (never pushes)
+hf_repo=""           # Hugging Face repo of stage 10, USER/NAME; each model goes to NAME_<model>
+pack_corpus=""       # training corpus named on the model cards (default: the recipe's folder)
+pack_licence=cc-by-4.0  # licence on the model cards (a DiariZen import: the release's licence)
                      # over the test sets (each counted once; the compound recipe's last column)
 
 # Start from a released DiariZen model (already fine-tuned and pruned) instead of stages 3-5
@@ -68,6 +73,7 @@ Stages (each skipped when its outputs exist; --stage/--stop_stage select a range
   2 validation / formatting of the data dirs  6 fine-tuning of the pruned model
   3 training: fbank baseline and teacher      7 inference of every model on every test set
   4 pruning (distillation + L0)               8 scoring, exp/scores.json and RESULTS.md
+  9 packing: exp/packed/<model>.zip         10 Hugging Face repo folders (off by default)
 Killing the script during training and running it again resumes the training.
 
 Options:
@@ -88,6 +94,12 @@ Options:
   --local_data_opts      options of local/data.sh
   --collar               scoring collar in seconds (default ${collar})
   --macro_average        true|false (default ${macro_average}): macro average over the test sets
+  --skip_packing         true|false (default ${skip_packing}): skip stage 9 (diar_pack: config.yaml,
+                         model, inference.yaml, RESULTS.md, model card README.md per model)
+  --skip_upload_hf       true|false (default ${skip_upload_hf}): stage 10 unpacks each archive into
+                         ${expdir}/hf_upload/<model> and prints the command that pushes it
+  --hf_repo              USER/NAME of stage 10 (each model: USER/NAME_<model>)
+  --pack_corpus, --pack_licence  corpus and licence written on the model cards
 
 Starting from a released DiariZen model (e.g. BUT-FIT/diarizen-wavlm-base-s80-md, downloaded):
   --init_from_diarizen DIR         the model directory (config.toml, pytorch_model.bin, plda/).
@@ -433,6 +445,13 @@ if in_range 7; then
     for name in ${models}; do
         mdir=$(model_dir "${name}")
         mfile=$(model_file "${name}")
+        # the exp dir carries the inference settings it is scored with: diar_inference and
+        # Diarizer.from_pretrained default to it, diar_pack packs it
+        # (copied only when it differs: its time stamp tells stage 9 to repack)
+        if [ -n "${inference_config}" ] && [ -d "${mdir}" ] \
+            && ! cmp -s "${inference_config}" "${mdir}/inference.yaml"; then
+            cp "${inference_config}" "${mdir}/inference.yaml"
+        fi
         for dset in ${test_sets}; do
             out="${mdir}/${inference_tag}/${dset}"
             if [ -f "${out}/rttm" ] && [ "${out}/rttm" -nt "${mfile}" ] \
@@ -542,6 +561,57 @@ if in_range 8; then
     else
         log "Stage 8: skipped (${expdir}/scores.json is up to date)"
     fi
+fi
+
+packed_dir="${expdir}/packed"
+if in_range 9 && ! ${skip_packing}; then
+    # the command that made the models: run.sh's (diar.sh's parent) when it called us
+    train_command=$(tr '\0' ' ' < "/proc/${PPID}/cmdline" 2>/dev/null || true)
+    if [[ "${train_command}" != *run.sh* ]]; then train_command="${run_args}"; fi
+    train_command=$(sed -e 's/^\(ba\)\?sh //' -e 's/ *$//' <<< "${train_command}")
+    corpus="${pack_corpus:-$(basename "$(dirname "$(pwd)")")}"
+    stage_started=false
+    for name in ${models}; do
+        mdir=$(model_dir "${name}")
+        mfile=$(model_file "${name}")
+        archive="${packed_dir}/${name}.zip"
+        inputs=("${mfile}" "${mdir}/config.yaml" "${expdir}/scores.json" RESULTS.md)
+        if [ -f "${mdir}/inference.yaml" ]; then inputs+=("${mdir}/inference.yaml"); fi
+        fresh=true
+        for f in "${inputs[@]}"; do [ "${f}" -nt "${archive}" ] && fresh=false; done
+        if [ -f "${archive}" ] && ${fresh} && ! redo_stage 9; then
+            log "${name}: packed (${archive})"
+            continue
+        fi
+        require_file "${inputs[@]}"
+        if ! ${stage_started}; then
+            begin_stage 9 "packing: ${packed_dir}/<model>.zip"; stage_started=true
+        fi
+        ${python} -m espnet_prune.bin.diar_pack --model_dir "${mdir}" --model_file "${mfile}" \
+            --name "${name}" --output "${archive}" --scores "${expdir}/scores.json" \
+            --results RESULTS.md --corpus "${corpus}" --command "${train_command}" \
+            --licence "${pack_licence}"
+    done
+    if ${stage_started}; then end_stage; fi
+fi
+
+if in_range 10 && ! ${skip_upload_hf}; then
+    if [ -z "${hf_repo}" ]; then log "error: --hf_repo USER/NAME is required for stage 10"; exit 2; fi
+    begin_stage 10 "Hugging Face repo folders: ${expdir}/hf_upload/<model>"
+    push=()
+    for name in ${models}; do
+        archive="${packed_dir}/${name}.zip"
+        require_file "${archive}"
+        folder="${expdir}/hf_upload/${name}"
+        rm -rf "${folder}"
+        mkdir -p "${folder}"
+        ${python} -m zipfile -e "${archive}" "${folder}"
+        push+=("hf upload ${hf_repo}_${name} ${folder} . --repo-type model")
+    done
+    end_stage
+    # nothing is pushed here (the recipe runs offline): the command is for the user
+    log "To publish (after 'hf auth login'):"
+    log "  $(printf '%s && ' "${push[@]}" | sed -e 's/ && $//')"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"
