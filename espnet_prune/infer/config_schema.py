@@ -132,13 +132,13 @@ def check_inference_config(conf: dict, where) -> dict:
     clustering = conf.pop("clustering", None)
     values = check_mapping(conf, inference_rules(), where)
     if embedding is not None:
-        from espnet_prune.infer.embeddings import EMBEDDINGS
+        from espnet_prune.infer.embeddings import DEFAULT_EMBEDDING, EMBEDDINGS
 
         embedding = check_mapping(embedding, {"name": Rule(str, choices=tuple(EMBEDDINGS)),
                                               "conf": Rule(dict, optional=True)},
                                   where, "embedding.")
         if embedding.get("conf") is not None:
-            name = embedding.get("name", "resemblyzer")
+            name = embedding.get("name", DEFAULT_EMBEDDING)
             check_mapping(embedding["conf"], embedding_rules(name), where, "embedding.conf.")
     if clustering is not None:
         if not isinstance(clustering, dict):
