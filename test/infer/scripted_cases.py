@@ -36,9 +36,12 @@ class ScriptedCase:
         self.duration = num_samples / RATE
         # truth on a fine grid (5 ms), turns with overlaps, silent in the last 0.3 s
         fine = np.zeros((int(self.duration / 0.005), num_speakers), dtype=bool)
+        # uneven shares of speech: some speakers are rare (small clusters, merged; windows
+        # with more active speakers than clusters)
+        weights = rng.dirichlet(np.full(num_speakers, 0.8))
         t = float(rng.uniform(0.0, 1.0))
         while t < self.duration - 1.0:
-            speaker = int(rng.integers(num_speakers))
+            speaker = int(rng.choice(num_speakers, p=weights))
             end = min(t + float(rng.uniform(0.6, 6.0)), self.duration - 0.3)
             fine[int(t / 0.005) : int(end / 0.005), speaker] = True
             t = end - float(rng.uniform(0.1, 1.0)) if rng.uniform() < 0.35 else \
@@ -82,7 +85,25 @@ class ScriptedCase:
                 local[f, np.flatnonzero(local[f])[2:]] = False
             self.local.append(local)
             self.identity.append(identity)
-        self.local = np.stack(self.local)
+        self._finish(rng, np.stack(self.local), spurious)
+
+    @classmethod
+    def from_windows(cls, local: np.ndarray, identity, num_samples: int, seed: int = 0):
+        """A hand-made case: scripted activity ``[windows, FRAMES, 4]`` and the truth speaker
+        of each (window, slot)."""
+        case = cls.__new__(cls)
+        rng = np.random.default_rng(seed)
+        case.seed, case.num_speakers = seed, max(max(row) for row in identity) + 1
+        case.audio = (0.1 * rng.standard_normal(num_samples)).astype(np.float32)
+        case.duration = num_samples / RATE
+        case.starts = np.arange(len(local)) * STEP
+        case.identity = [list(row) for row in identity]
+        case._finish(rng, np.asarray(local, dtype=bool), 0)
+        return case
+
+    def _finish(self, rng, local: np.ndarray, spurious: int):
+        self.local = local
+        self.lengths_seen = []
         # what both pipelines see after their 11-frame median filter
         self.filtered = median_filter(self.local.astype(np.uint8), size=(1, 11, 1),
                                       mode="reflect").astype(bool)
@@ -91,7 +112,7 @@ class ScriptedCase:
         logits = rng.normal(size=(*classes.shape, powerset.num_classes)).astype(np.float32)
         np.put_along_axis(logits, classes[..., None], 6.0, axis=-1)
         self.log_probs = torch.log_softmax(torch.from_numpy(logits), -1).numpy()
-        self.centres = rng.normal(size=(num_speakers, DIM))
+        self.centres = rng.normal(size=(self.num_speakers, DIM))
         self.norms = rng.uniform(0.5, 3.0, size=(len(self.starts), 4))
         self.noise = 0.06 * rng.normal(size=(len(self.starts), 4, DIM))
         self.spurious = rng.normal(size=(max(spurious, 1), DIM))
@@ -125,6 +146,7 @@ class ScriptedCase:
 
     # the pipeline's callables
     def segmentation(self, batch, lengths):
+        self.lengths_seen += [int(n) for n in lengths]
         return np.stack([self.log_probs[self.window_index(w)] for w in batch])
 
     def embed_masked(self, windows, rows, masks):

@@ -108,3 +108,28 @@ def test_count_and_frame_times_of_disagreeing_windows():
     assert len(segments) == 1
     assert segments[0].start == pytest.approx(1.9725, abs=1e-3)
     assert segments[0].start + segments[0].duration == pytest.approx(4.0125, abs=1e-3)
+
+
+def test_the_last_window_is_padded_to_the_full_window():
+    """The reference runs the zero-padded last window without lengths (pa/core/inference.py
+    290-299, 330): the model gets every window at its full length."""
+    seed, num_speakers, duration = CASES[0]
+    case = ScriptedCase(seed, num_speakers, duration)
+    ours(case)
+    assert (len(case.audio) - case.starts[-1]) < 8 * 16000  # a partial last window
+    assert case.lengths_seen == [8 * 16000] * len(case.starts)
+
+
+def test_fewer_than_two_clean_embeddings_cluster_every_embedding():
+    """Only one (window, speaker) has 10 % clean frames: the reference then clusters every
+    embedding (pa/pipelines/clustering.py 143-146), here 2 speakers, where clustering the one
+    clean embedding alone gives a single speaker."""
+    local = np.zeros((2, 399, 4), dtype=bool)
+    local[0, :, 0] = True  # speaker 0 throughout, speaker 1 on 20 frames of window 0
+    local[0, 200:220, 1] = True
+    local[1, :, 0] = True  # window 1: both throughout (no clean frame)
+    local[1, :, 1] = True
+    case = ScriptedCase.from_windows(local, [[0, 1, -100, -100]] * 2, 8 * 16000 + 12800)
+    ref = theirs(case)
+    assert {k for _, _, k in ref} == {0, 1}
+    assert_same_rttm(ours(case), ref, case)
