@@ -114,7 +114,7 @@ class ScriptedCase:
         self.log_probs = torch.log_softmax(torch.from_numpy(logits), -1).numpy()
         self.centres = rng.normal(size=(self.num_speakers, DIM))
         self.norms = rng.uniform(0.5, 3.0, size=(len(self.starts), 4))
-        self.noise = 0.06 * rng.normal(size=(len(self.starts), 4, DIM))
+        self.noise = 0.12 * rng.normal(size=(len(self.starts), 4, DIM))
         self.spurious = rng.normal(size=(max(spurious, 1), DIM))
         self._keys = {self._key(self.audio[s : s + 4096]): i for i, s in enumerate(self.starts)}
 
