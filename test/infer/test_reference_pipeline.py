@@ -134,3 +134,33 @@ def test_fewer_than_two_clean_embeddings_cluster_every_embedding():
     ref = theirs(case)
     assert len({k for _, _, k in ref}) >= 2
     assert_same_rttm(ours(case), ref, case)
+
+
+@pytest.fixture(scope="module")
+def fork():
+    """DiariZen's pyannote.audio fork, from DIARIZEN_REPO at the pinned commit."""
+    from diarizen_reference import diarizen_repo
+
+    from .diarizen_fork import load_fork
+
+    return load_fork(diarizen_repo())
+
+
+@pytest.mark.parametrize(("seed", "num_speakers", "duration"), CASES,
+                         ids=[f"seed{c[0]}-{c[1]}spk" for c in CASES])
+def test_the_forks_own_functions_give_the_same_rttm(fork, seed, num_speakers, duration):
+    """With DIARIZEN_REPO: the fork's aggregate, speaker_count, AgglomerativeClustering,
+    to_diarization and Binarize (not our re-derivation) on the same cases."""
+    from scipy.ndimage import median_filter
+
+    from .diarizen_fork import fork_diarize
+
+    case = ScriptedCase(seed, num_speakers, duration)
+    binary = median_filter(reference.hard_multilabel(case.log_probs).astype(np.float32),
+                           size=(1, 11, 1), mode="reflect")
+    embeddings = reference.embed_all(binary, case.embed, 0)
+    segments, count, _ = fork_diarize(fork, binary, embeddings)
+    ref, ref_count = reference.diarize(case.log_probs, case.embed, return_count=True)
+    assert np.array_equal(count.data[:, 0], ref_count)
+    assert_same_rttm(segments, ref, case)
+    assert_same_rttm(ours(case), segments, case)
