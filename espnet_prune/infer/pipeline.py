@@ -47,13 +47,13 @@ class InferenceConfig:
     # AHC's distance matrix grows as N²: above this many clean embeddings an evenly spaced
     # subsample is clustered and every embedding is then assigned to the nearest centroid.
     # 0 (the default, the reference's): no limit; the memory and DER it changes on a long
-    # recording: infer/BENCHMARKS.md, "Clustering subsample".
+    # recording: infer/BENCHMARKS.md, "Clustering subsample and frame times".
     max_cluster_embeddings: int = 0
     # time of global frame i in the RTTM: "middle" (the reference's: the middle of the
     # frame's receptive field, frame_length/2 + i·shift, 12.5 ms + 20 ms·i for WavLM; a run of
     # frames on..off-1 is written from the middle of frame on to the middle of frame off) or
     # "hop" (the frame's centred hop, (frame_length - shift)/2 + i·shift: 10 ms earlier, a
-    # run starting at frame 0 starts at 0 s). Effect: infer/BENCHMARKS.md, "Frame times".
+    # run starting at frame 0 starts at 0 s). Effect: infer/BENCHMARKS.md (as above).
     frame_times: str = "middle"
     # the last, partial window: zero-padded to the full window and given to the model as a
     # full window (the reference's), or given with its real length (False)
