@@ -46,3 +46,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One visible line when the checks against the authors' code did not run (no
+    ``DIARIZEN_REPO``; test/diarizen_reference.py), instead of skips lost among the others."""
+    from diarizen_reference import DIARIZEN_COMMIT, ENV, NOT_RUN
+
+    skipped = [report for report in terminalreporter.stats.get("skipped", [])
+               if NOT_RUN in str(getattr(report, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_sep("!", f"{NOT_RUN} ({len(skipped)} tests): set {ENV} to a "
+                                   f"DiariZen git checkout holding {DIARIZEN_COMMIT[:7]}",
+                                   yellow=True, bold=True)

@@ -59,9 +59,9 @@ class PowersetConformerEncoder(ConformerEncoder):
             use_flash_attn=False,
         )
         self.embed = torch.nn.Identity()
-        # Switches for imported DiariZen models (espnet_prune.zoo.diarizen), whose
-        # Conformer ends with each block's own LayerNorm and whose LayerNorms use PyTorch's
-        # eps (ESPnet's are 1e-12): defaults keep ESPnet's layout.
+        # The reference's layout (the paper configs and imported DiariZen models set both):
+        # its Conformer ends with each block's own LayerNorm and its LayerNorms use PyTorch's
+        # eps (ESPnet's are 1e-12). The defaults keep ESPnet's layout.
         if not final_norm:
             self.after_norm = torch.nn.Identity()
         if layer_norm_eps is not None:

@@ -145,13 +145,19 @@ def ahc_labels(
     labels = fcluster(tree, threshold, criterion="distance") - 1
     sizes = np.bincount(labels)
     large = np.flatnonzero(sizes >= min_size)
+    small = np.flatnonzero((sizes > 0) & (sizes < min_size))
     if len(large) == 0:
         labels = np.zeros(num, dtype=int)
     else:
-        centroids = l2_normalize(np.stack([x[labels == k].mean(0) for k in large]))
-        nearest = np.argmax(x @ centroids.T, axis=1)
-        keep = np.isin(labels, large)
-        labels = np.where(keep, np.searchsorted(large, labels), nearest)
+        # as the reference (pyannote fork clustering.py 490-513): each small cluster as a
+        # whole joins the large cluster whose centroid is nearest (cosine) to its own centroid
+        if len(small):
+            large_centroids = l2_normalize(np.stack([x[labels == k].mean(0) for k in large]))
+            small_centroids = l2_normalize(np.stack([x[labels == k].mean(0) for k in small]))
+            nearest = large[np.argmax(small_centroids @ large_centroids.T, axis=1)]
+            mapping = np.arange(len(sizes))
+            mapping[small] = nearest
+            labels = mapping[labels]
         labels = np.unique(labels, return_inverse=True)[1]
     found = int(labels.max()) + 1
     target = _target_count(found, num_clusters, min_clusters, max_clusters)
@@ -230,7 +236,9 @@ class AgglomerativeClustering:
         )
         if len(labels) == 0:
             return np.zeros((0, np.shape(embeddings)[-1]))
-        return _centroids(l2_normalize(embeddings), labels)
+        # the mean of the embeddings as extracted, not of their unit-length versions, as the
+        # reference's assignment step (pyannote fork clustering.py 213-220)
+        return _centroids(np.asarray(embeddings, dtype=np.float64), labels)
 
 
 class VBxClustering:
@@ -306,14 +314,18 @@ def assign(
     embeddings: np.ndarray, centroids: np.ndarray, groups: np.ndarray | None = None
 ) -> np.ndarray:
     """Nearest centroid (cosine) per embedding; within a group (the local speakers of one
-    window) no two embeddings get the same centroid when there are enough centroids."""
+    window) no two embeddings get the same centroid: the group's assignment is the one with
+    the highest total similarity (Hungarian). A group with more members than centroids keeps
+    only the best-matched ones; the others get label -1 (their activity is dropped), as the
+    reference's constrained assignment (pyannote fork clustering.py 159-173, 236-237)."""
     scores = l2_normalize(embeddings) @ l2_normalize(centroids).T
     labels = np.argmax(scores, axis=1)
-    if groups is None or len(centroids) < 2:
+    if groups is None or len(centroids) == 0:
         return labels
     for group in np.unique(groups):
         members = np.flatnonzero(groups == group)
-        if 1 < len(members) <= len(centroids):
-            rows, cols = linear_sum_assignment(-scores[members])
+        if len(members) > 1:
+            rows, cols = linear_sum_assignment(scores[members], maximize=True)
+            labels[members] = -1
             labels[members[rows]] = cols
     return labels

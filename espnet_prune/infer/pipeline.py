@@ -7,7 +7,7 @@ median filter → per-frame speaker count and one embedding per active (window, 
 from its single-speaker frames. Then clustering, reconstruction on the global frame grid and
 binarisation with the speaker count. Memory is bounded by per-frame arrays (frames × speakers),
 the embeddings, bit-packed local activities (windows × local speakers × frames / 8 bytes) and
-the clustering of at most ``max_cluster_embeddings`` embeddings.
+the clustering (N²/2 distances for N clean embeddings; ``max_cluster_embeddings`` caps N).
 """
 
 from __future__ import annotations
@@ -45,10 +45,20 @@ class InferenceConfig:
     min_speakers: int | None = None
     max_speakers: int | None = None
     sample_rate: int = 16000
-    # AHC's distance matrix grows as N²: above this many clean embeddings (a recording of
-    # roughly 40 min at the paper's 0.8 s step) an evenly spaced subsample is clustered and
-    # every embedding is then assigned to the nearest centroid. 0: no limit.
-    max_cluster_embeddings: int = 6000
+    # AHC's distance matrix grows as N²: above this many clean embeddings an evenly spaced
+    # subsample is clustered and every embedding is then assigned to the nearest centroid.
+    # 0 (the default, the reference's): no limit; the memory and DER it changes on a long
+    # recording: infer/BENCHMARKS.md, "Clustering subsample and frame times".
+    max_cluster_embeddings: int = 0
+    # time of global frame i in the RTTM: "middle" (the reference's: the middle of the
+    # frame's receptive field, frame_length/2 + i·shift, 12.5 ms + 20 ms·i for WavLM; a run of
+    # frames on..off-1 is written from the middle of frame on to the middle of frame off) or
+    # "hop" (the frame's centred hop, (frame_length - shift)/2 + i·shift: 10 ms earlier, a
+    # run starting at frame 0 starts at 0 s). Effect: infer/BENCHMARKS.md (as above).
+    frame_times: str = "middle"
+    # the last, partial window: zero-padded to the full window and given to the model as a
+    # full window (the reference's), or given with its real length (False)
+    pad_last_window: bool = True
     # frames whose RMS is below this level (dB re full scale) are never speech: digital
     # silence gives an empty result. None: no floor.
     silence_floor_db: float | None = -70.0
@@ -61,6 +71,14 @@ class InferenceConfig:
                 raise ConfigError(f"inference option {name} must be a whole number >= 1, "
                                   f"got {value!r}")
         check_speaker_bounds(self.num_speakers, self.min_speakers, self.max_speakers)
+        if self.frame_times not in ("middle", "hop"):
+            raise ConfigError(f"inference option frame_times must be 'middle' or 'hop', got "
+                              f"{self.frame_times!r}")
+        if (isinstance(self.max_cluster_embeddings, bool)
+                or not isinstance(self.max_cluster_embeddings, int)
+                or self.max_cluster_embeddings < 0):
+            raise ConfigError(f"inference option max_cluster_embeddings must be a whole number "
+                              f">= 0 (0: no limit), got {self.max_cluster_embeddings!r}")
 
     @property
     def step_seconds(self) -> float:
@@ -154,6 +172,9 @@ class DiarizationPipeline:
             )
         window, step, starts = self.window_starts(len(audio))
         num_frames = int(np.ceil(len(audio) / self.frame_shift))
+        if cfg.pad_last_window:  # the padded last window's frames count, as the reference's
+            num_frames = max(num_frames, int(starts[-1]) // self.frame_shift
+                             + self.frames_in(window))
         count_sum = np.zeros(num_frames, dtype=np.float32)
         coverage = np.zeros(num_frames, dtype=np.float32)
         packed, frames, embeddings, owners, clean = [], [], [], [], []
@@ -173,6 +194,10 @@ class DiarizationPipeline:
             for row, start in enumerate(batch_starts):
                 piece = span[start - span_start : start - span_start + window]
                 batch[row, : len(piece)] = piece
+                if cfg.pad_last_window:
+                    # the model sees the zero-padded full window (the reference's), and the
+                    # silence floor its padded samples
+                    piece = batch[row]
                 lengths[row] = len(piece)
                 pieces.append(piece)
             log_probs = self._segment(batch, lengths)
@@ -317,8 +342,8 @@ class DiarizationPipeline:
             return []  # no speech anywhere: documented empty output
         x = np.concatenate(embeddings).astype(np.float64)
         clean = np.asarray(clean, dtype=bool)
-        if not clean.any():
-            clean[:] = True  # nothing clean enough: cluster what there is
+        if clean.sum() < 2:
+            clean[:] = True  # fewer than 2 clean enough: cluster what there is (the reference's)
         space = self.clustering.space(x)
         chosen = np.flatnonzero(clean)
         if cfg.max_cluster_embeddings and len(chosen) > cfg.max_cluster_embeddings:
@@ -341,21 +366,33 @@ class DiarizationPipeline:
                 self.speaker_embeddings[f"spk{k}"] = x[mine].mean(0).astype(np.float32)
 
         num_frames = len(count_sum)
-        score = np.zeros((num_frames, len(centroids)), dtype=np.float32)
+        covered = np.maximum(coverage, 1)
+        count = np.rint(count_sum / covered).astype(int)
+        cap = cfg.num_speakers or cfg.max_speakers
+        if cap:
+            count = np.minimum(count, cap)  # as the reference caps it at max_speakers
+        # a frame may count more speakers than there are centroids: extra columns without
+        # activity, which the binarisation fills as the reference's to_diarization does
+        columns = max(len(centroids), int(count.max(initial=0)))
+        score = np.zeros((num_frames, columns), dtype=np.float32)
         for (window, speaker), label in zip(owners, labels):
+            if label < 0:
+                continue  # a window's extra speaker without a centroid of its own: dropped
             valid = frames[window]
             bits = np.unpackbits(packed[window][speaker], count=valid)
             offset = int(offsets[window])
             score[offset : offset + valid, label] += bits
-        covered = np.maximum(coverage, 1)
         score /= covered[:, None]
-        count = np.rint(count_sum / covered).astype(int)
-        count = np.minimum(count, len(centroids))
-        # binarise: the `count` most active global speakers of each frame
+        # binarise: the `count` most active global speakers of each frame, as the reference
+        # (pyannote fork pipelines/utils/diarization.py 233-238): a speaker without activity
+        # in a frame is activated there when fewer speakers are active than counted (a
+        # window's speaker dropped by the assignment, or one cluster for two local speakers).
+        # Ties go to the lower index (a stable sort; the reference's default sort on an
+        # AVX-512 CPU breaks ties in no fixed order)
         order = np.argsort(-score, axis=1, kind="stable")
         rank = np.empty_like(order)
-        rank[np.arange(num_frames)[:, None], order] = np.arange(len(centroids))[None, :]
-        active = (rank < count[:, None]) & (score > 0)
+        rank[np.arange(num_frames)[:, None], order] = np.arange(columns)[None, :]
+        active = rank < count[:, None]
         if required:
             active = self._keep_requested_speakers(active, score, min(required, len(centroids)))
         return self._segments(recording, active, num_samples)
@@ -370,7 +407,8 @@ class DiarizationPipeline:
         for k in range(len(centroids)):
             if (labels == k).any():
                 continue
-            movable = np.bincount(labels, minlength=len(centroids))[labels] > 1
+            sizes = np.bincount(labels[labels >= 0], minlength=len(centroids))
+            movable = (labels >= 0) & (sizes[np.maximum(labels, 0)] > 1)
             if movable.any():
                 candidates = np.flatnonzero(movable)
                 labels[candidates[np.argmax(similarity[candidates, k])]] = k
@@ -395,7 +433,11 @@ class DiarizationPipeline:
         rate = self.config.sample_rate
         duration = num_samples / rate
         hop = self.frame_shift / rate
-        centre = (self.frame_length - self.frame_shift) / 2 / rate
+        middle = self.config.frame_times == "middle"
+        if middle:  # pyannote's SlidingWindow(start=0, duration=length, step=shift).middle
+            centre = self.frame_length / 2 / rate
+        else:
+            centre = (self.frame_length - self.frame_shift) / 2 / rate
         gap = int(round(self.config.min_duration_off / hop))
         segments = []
         for speaker in range(active.shape[1]):
@@ -408,7 +450,7 @@ class DiarizationPipeline:
                 else:
                     merged.append([on, off])
             for on, off in merged:
-                start = max(0.0, centre + on * hop) if on > 0 else 0.0
+                start = centre + on * hop if (on > 0 or middle) else 0.0
                 end = min(centre + off * hop, duration)
                 start, end = round(start, 3), int(end * 1000) / 1000  # never past the audio
                 if end <= start:

@@ -107,16 +107,20 @@ class ChunkBatchSampler(AbsSampler):
     """Batches of chunk keys; for training a new permutation of all chunks per epoch seed.
 
     With DDP every rank draws the same batches and keeps its share (``batch[rank::world]``),
-    so ``batch_size`` is the total over GPUs, as in ESPnet.
+    so ``batch_size`` is the total over GPUs, as in ESPnet. ``drop_last``: a last batch
+    smaller than ``batch_size`` is left out (the reference's data loaders, ``drop_last =
+    true``), unless it is the only one.
     """
 
-    def __init__(self, keys, batch_size: int, shuffle: bool, rank: int = 0, world_size: int = 1):
+    def __init__(self, keys, batch_size: int, shuffle: bool, rank: int = 0, world_size: int = 1,
+                 drop_last: bool = False):
         if len(keys) < world_size:
             raise ConfigError(f"{len(keys)} chunks cannot be shared by {world_size} GPUs")
         self.keys = list(keys)
         self.batch_size = max(batch_size, world_size)
         self.shuffle = shuffle
         self.rank, self.world_size = rank, world_size
+        self.drop_last = drop_last
 
     def generate(self, seed) -> list[list[str]]:
         keys = list(self.keys)
@@ -124,6 +128,8 @@ class ChunkBatchSampler(AbsSampler):
             numpy.random.RandomState(seed).shuffle(keys)
         size = self.batch_size
         batches = [keys[i : i + size] for i in range(0, len(keys), size)]
+        if self.drop_last and len(batches) > 1 and len(batches[-1]) < size:
+            batches.pop()
         if len(batches) > 1 and len(batches[-1]) < self.world_size:
             tail = batches.pop()
             batches[-1] = batches[-1] + tail
@@ -183,6 +189,10 @@ class ChunkedDataTask(AbsTask):
             "--sample_rate", type=int, default=16000, help="Sample rate of every recording"
         )
         group.add_argument("--chunk_size", type=float, default=8.0, help="Chunk length (s)")
+        group.add_argument(
+            "--drop_last", type=str2bool, default=False,
+            help="Leave out a last training or validation batch smaller than its batch size "
+            "(the reference's data loaders do)")
         group.add_argument(
             "--chunk_shift", type=float, default=6.0, help="Shift between training chunks (s)"
         )
@@ -278,7 +288,8 @@ class ChunkedDataTask(AbsTask):
         if distributed_option.distributed:
             world_size = torch.distributed.get_world_size()
             rank = torch.distributed.get_rank()
-        sampler = ChunkBatchSampler(dataset.keys, batch_size, train, rank, world_size)
+        sampler = ChunkBatchSampler(dataset.keys, batch_size, train, rank, world_size,
+                                    drop_last=getattr(args, "drop_last", False))
         logging.info("[%s] %s, %d batches of %d", mode, dataset, len(sampler), batch_size)
         return SequenceIterFactory(
             dataset=dataset,

@@ -74,6 +74,41 @@ def test_assign_keeps_local_speakers_of_a_window_apart():
     assert sorted(labels[:2].tolist()) == [0, 1] and labels[2] == 0
 
 
+def test_a_window_with_more_speakers_than_centroids_drops_the_worst_matched():
+    """The reference's constrained assignment (Hungarian over the window's speakers): with 3
+    local speakers and 2 centroids the one that fits worst gets none (-1)."""
+    centroids = np.array([[1.0, 0.0], [0.0, 1.0]])
+    embeddings = np.array([[1.0, 0.05], [0.1, 1.0], [0.7, 0.7]])
+    assert assign(embeddings, centroids, np.zeros(3, dtype=int)).tolist() == [0, 1, -1]
+    # one centroid: one speaker per window keeps it
+    assert assign(embeddings, centroids[:1], np.zeros(3, dtype=int)).tolist() == [0, -1, -1]
+
+
+def test_a_small_cluster_joins_the_large_cluster_nearest_its_centroid_as_a_whole():
+    """Two tight large clusters A (+x) and B (+y); a small cluster whose members lie one each
+    side of the A/B bisector, its centroid on A's side: every member goes to A (the reference
+    merges clusters by centroid, pyannote fork clustering.py 494-509), none to B."""
+    rng = np.random.default_rng(3)
+    a = np.array([1.0, 0.0, 0.0]) + 0.01 * rng.normal(size=(40, 3))
+    b = np.array([0.0, 1.0, 0.0]) + 0.01 * rng.normal(size=(40, 3))
+    small = np.array([[0.5, 0.6, 1.0], [0.8, 0.4, 1.0], [0.75, 0.45, 1.0]])
+    labels = ahc_labels(np.vstack([a, b, small]), threshold=0.7, min_cluster_size=10)
+    assert labels.max() + 1 == 2
+    assert len(set(labels[80:])) == 1 and labels[80] == labels[0] != labels[40]
+    # each member alone: the first is nearer to B
+    unit = small / np.linalg.norm(small, axis=1, keepdims=True)
+    assert unit[0] @ b.mean(0) / np.linalg.norm(b.mean(0)) > \
+        unit[0] @ a.mean(0) / np.linalg.norm(a.mean(0))
+
+
+def test_ahc_centroids_are_means_of_the_embeddings_as_given():
+    """The reference's centroids average the raw embeddings (pyannote fork clustering.py
+    213-220): a long vector weighs more than a short one of the same cluster."""
+    x = np.array([[1.0, 0.0], [0.0, 10.0], [-5.0, -5.0], [-5.1, -5.0]])
+    centroids = AgglomerativeClustering(threshold=1.9, min_cluster_size=1).centroids(x[:2])
+    assert np.allclose(centroids, [[0.5, 5.0]])
+
+
 def test_plda_whitens_within_speaker_covariance(tmp_path):
     rng = np.random.default_rng(2)
     x, truth = nuisance(rng, 60, 30, noise=0.6)

@@ -158,3 +158,26 @@ def test_default_distill_layers_are_the_papers():
     assert evenly_spaced_layers(12) == [0, 4, 8, 12]
     assert evenly_spaced_layers(24) == [0, 8, 16, 24]
     assert model_conf_with_defaults({"distill_layers": "0,2"})["distill_layers"] == [0, 2]
+
+
+def test_the_lagrangian_gets_the_warm_up_target_inside_the_warm_up():
+    """At step 3 of a 10-step warm-up to 0.5 the regulariser is λ1(ŝ − 0.15) + λ2(ŝ − 0.15)²,
+    as the reference (recipes/diar_ssl_pruning/trainer_distill_prune.py 43-47, 61-75): the
+    warm-up's target, not the final one; at step 10 and after, the final 0.5."""
+    model = make_model(target_sparsity=0.5, warmup_steps=10)
+    with torch.no_grad():
+        model.lagrangian.lambda1.fill_(0.7)
+        model.lagrangian.lambda2.fill_(1.3)
+    model.train()
+    speech, lengths = batch()
+    seen = []
+    for step in range(12):
+        _, stats, _ = model(speech, lengths)
+        expected = float(stats["expected_sparsity"])
+        target = 0.5 * min(1.0, step / 10)
+        gap = expected - target
+        assert float(stats["target_sparsity"]) == pytest.approx(target, abs=1e-7)
+        assert float(stats["regularizer"]) == pytest.approx(0.7 * gap + 1.3 * gap * gap,
+                                                            rel=1e-5, abs=1e-7)
+        seen.append(target)
+    assert seen[3] == pytest.approx(0.15) and seen[-1] == 0.5

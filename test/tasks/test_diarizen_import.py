@@ -6,8 +6,6 @@ diar_train --init_param."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -30,11 +28,11 @@ from diarizen_fixtures import (
     write_config_toml,
     write_vbx_files,
 )
+from diarizen_reference import diarizen_file, diarizen_repo
 
 from espnet_prune.errors import CheckpointError, ConfigError
 from espnet_prune.zoo.diarizen import import_diarizen
 
-DIARIZEN_REPO = Path(os.environ.get("DIARIZEN_REPO", "/work/.mirror/BUTSpeechFIT+DiariZen/repo"))
 DIARIZEN_FILES = [
     "diarizen/__init__.py", "diarizen/models/__init__.py",
     "diarizen/models/eend/model_wavlm_conformer.py", "diarizen/models/module/conformer.py",
@@ -147,18 +145,14 @@ def test_released_base_s80_structure_maps_completely(tmp_path):
 
 
 # ------------------------------------------------------------------ DiariZen's own code
-def diarizen_source(tmp_path: Path) -> Path | None:
-    """DiariZen's model modules, taken from its git repository (read, not vendored)."""
-    if not (DIARIZEN_REPO / "HEAD").exists() and not (DIARIZEN_REPO / ".git").exists():
-        return None
+def diarizen_source(tmp_path: Path) -> Path:
+    """DiariZen's model modules at the pinned commit, from the checkout ``DIARIZEN_REPO``
+    names (read, not vendored; test/diarizen_reference.py)."""
+    repo = diarizen_repo()
     root = tmp_path / "diarizen_src"
     for name in DIARIZEN_FILES:
-        proc = subprocess.run(["git", "-C", str(DIARIZEN_REPO), "show", f"HEAD:{name}"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            return None
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(proc.stdout)
+        (root / name).write_text(diarizen_file(repo, name))
     return root
 
 
@@ -183,8 +177,6 @@ class _PyannoteModelStub(torch.nn.Module):
 @pytest.fixture
 def diarizen_model_class(tmp_path, monkeypatch):
     root = diarizen_source(tmp_path)
-    if root is None:
-        pytest.skip(f"DiariZen's source is not at {DIARIZEN_REPO} (set DIARIZEN_REPO)")
     stubs = {name: types.ModuleType(name) for name in (
         "pyannote.audio", "pyannote.audio.core", "pyannote.audio.core.model",
         "pyannote.audio.utils", "pyannote.audio.utils.receptive_field")}
