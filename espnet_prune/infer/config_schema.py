@@ -49,6 +49,8 @@ RANGES: dict[str, dict] = {
                                    why="AHC's N²/2 distances must fit the memory budget"),
     "silence_floor_db": dict(high=0.0, why="dB re full scale: no frame is louder than 0 dB; "
                              "null for no floor"),
+    "frame_times": dict(choices=("middle", "hop")),
+    "pad_last_window": dict(),
 }
 
 # clustering: name -> ranges of its constructor's options (types from the constructor)

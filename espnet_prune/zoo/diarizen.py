@@ -325,6 +325,11 @@ def inference_config(config: dict, embedding_model, source,
     # goes through both in slices of this many windows instead (results do not depend on it;
     # measured for 2 h: espnet_prune/measure/BENCHMARKS.md, DiariZen import).
     conf["forward_batch_size"] = IMPORT_FORWARD_BATCH_SIZE
+    # DiariZen clusters every embedding; a 2-hour recording then peaks at ~3 GB in AHC's
+    # distance matrix, so the import caps the clustering at an even subsample (the DER and
+    # memory effect of the cap are measured in espnet_prune/measure/BENCHMARKS.md, "Clustering
+    # subsample and frame times"; set it to 0 for the reference's behaviour)
+    conf["max_cluster_embeddings"] = IMPORT_MAX_CLUSTER_EMBEDDINGS
     if "apply_median_filtering" in inference:
         conf["median_filter"] = (InferenceConfig.median_filter
                                  if inference["apply_median_filtering"] else 0)
@@ -373,6 +378,8 @@ PLDA_FILE = "plda.npz"
 # windows per forward in the imported inference config (WavLM ≈ 49 MB and ResNet34 ≈ 80 MB of
 # activations per 8 s window on CPU): 4 keeps a 2-hour recording under 2 GB peak RSS
 IMPORT_FORWARD_BATCH_SIZE = 4
+# embeddings clustered at most in the imported inference config (the rest are assigned)
+IMPORT_MAX_CLUSTER_EMBEDDINGS = 6000
 
 
 def _read_npz(path: Path, keys: tuple[str, ...]) -> dict:

@@ -304,6 +304,9 @@ INVALID = {
     "sample_rate": ALL,
     "max_cluster_embeddings": ("wrong_type", "nan", "inf", "-inf", "negative", "huge"),
     "silence_floor_db": ("wrong_type", "nan", "inf", "-inf", "huge"),
+    # a word and a flag: every number is of the wrong type
+    "frame_times": ("nan", "inf", "-inf", "negative", "zero", "huge"),
+    "pad_last_window": ("nan", "inf", "-inf", "negative", "zero", "huge"),
 }
 INT_FIELDS = {"batch_size", "forward_batch_size", "median_filter", "num_speakers",
               "min_speakers", "max_speakers", "sample_rate", "max_cluster_embeddings"}

@@ -294,6 +294,7 @@ def test_cli_import_then_diarize_and_fine_tune(tmp_path, tiny_data_dir):
     assert inference["window"] == 2.0 and inference["step"] == 1.0
     assert inference["max_speakers"] == 5 and inference["median_filter"] == 11
     assert inference["forward_batch_size"] == 4  # the 2-hour memory goal (BENCHMARKS.md)
+    assert inference["max_cluster_embeddings"] == 6000  # AHC memory bounded on long audio
     assert inference["embedding"]["conf"]["checkpoint"] == str(embedding)
     assert inference["clustering"] == {"name": "vbx", "plda": str(exp / "plda.npz"),
                                        "threshold": 0.6, "fa": 0.07, "fb": 0.8, "max_iters": 20}
