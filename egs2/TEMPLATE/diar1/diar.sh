@@ -147,6 +147,9 @@ pruned_models=""
 case "${sparsities}" in *[!0-9\ ]*)
     log "error: --sparsities takes whole percentages between 1 and 99, e.g. \"80 90\""; exit 2 ;;
 esac
+if [ -n "$(printf '%s\n' ${sparsities} | sed 's/^0*//' | sort | uniq -d)" ]; then
+    log "error: --sparsities names a target twice: ${sparsities}"; exit 2
+fi
 for order in ${prune_from}; do
     case "${order}" in finetuned) base=pruned ;; pretrained) base=pruned_pt ;;
         *) log "error: --prune_from takes finetuned, pretrained or both, not '${order}'"
