@@ -44,7 +44,7 @@ def test_prune_from_pretrained_and_sparsities(tmp_path):
         shutil.move(path, hidden / path.parent.name / path.name)
     out = ok(run(work, "--stage", "4", "--stop_stage", "5", "--models", "pruned",
                  "--prune_from", "pretrained", "--sparsities", "80 90"))
-    assert "pruned_pt: pruning the pre-trained WavLM exp/wavlm_init/wavlm_mini.pt" in out
+    assert "pruned_pt: pruning the pre-trained WavLM exp/wavlm_init/wavlm_mini.pt on" in out
     pretrained = load_wavlm(work / "exp" / "wavlm_init" / "wavlm_mini.pt").state_dict()
     for name, target in (("prune_pt", 0.8), ("prune_pt_s90", 0.9)):
         config = yaml.safe_load((exp / name / "config.yaml").read_text())
@@ -73,9 +73,12 @@ def test_prune_from_pretrained_and_sparsities(tmp_path):
         assert config["frontend_conf"]["path"] == f"exp/prune{name[6:]}/wavlm_pruned.pt"
     scores = json.loads((exp / "scores.json").read_text())
     assert list(scores) == ["teacher", *PRUNED]
-    params = {name: scores[name]["test"]["params"] for name in scores}
-    assert params["pruned_s90"] < params["pruned"] < params["teacher"]
-    assert params["pruned_pt_s90"] < params["pruned_pt"] < params["teacher"]
+    # each pruned for real to its own target (CI-sized runs take a few steps, so the reached
+    # sparsity is small: the targets are checked, the sizes only against the teacher)
+    for name in PRUNED:
+        summary = json.loads((exp / f"prune{name[6:]}" / "prune_summary.json").read_text())
+        assert summary["target_sparsity"] == (0.9 if name.endswith("_s90") else 0.8), name
+        assert 0 < scores[name]["test"]["params"] < scores["teacher"]["test"]["params"], name
     results = (work / "RESULTS.md").read_text()
     for name in PRUNED:
         row = next(line for line in results.splitlines() if line.startswith(f"|{name}|"))

@@ -274,8 +274,9 @@ model_dir() {
         diarizen_finetuned) echo "${diarizen_finetuned_dir}" ;;
         *) echo "${expdir}/$1" ;; esac
 }
-# the pre-trained WavLM that --prune_from pretrained prunes
-pretrained_wavlm=${pretrained_wavlm:-${wavlm_init}}
+# the pre-trained WavLM that --prune_from pretrained prunes: asked when stage 4 runs, so that
+# it is the WavLM the teacher started from by then
+pretrained_wavlm_file() { echo "${pretrained_wavlm:-${wavlm_init}}"; }
 # the trainer's last act is averaging the best checkpoints: that file marks a finished run
 final_model=valid.loss.ave.pth
 # model_file NAME: the weights stage 7 diarizes with
@@ -461,9 +462,10 @@ if in_range 4 && has_pruned; then
         ran=true
         require_option prune_config "${prune_config}"
         if [ "${prune_order[${name}]}" = pretrained ]; then
-            log "${name}: pruning the pre-trained WavLM ${pretrained_wavlm} on unlabelled audio"
-            require_file "${pretrained_wavlm}"
-            teacher_args=(--teacher_wavlm "${pretrained_wavlm}")
+            log "${name}: pruning the pre-trained WavLM $(pretrained_wavlm_file) on unlabelled" \
+                "audio"
+            require_file "$(pretrained_wavlm_file)"
+            teacher_args=(--teacher_wavlm "$(pretrained_wavlm_file)")
         else
             log "${name}: pruning the teacher's WavLM"
             require_file "${teacher_dir}/${final_model}" "${teacher_dir}/config.yaml"
