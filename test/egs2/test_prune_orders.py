@@ -65,7 +65,7 @@ def test_prune_from_pretrained_and_sparsities(tmp_path):
     # the rest: the fine-tuned order's pruning, every fine-tuning, inference, scoring
     out = ok(run(work, "--stage", "4", "--models", "teacher pruned",
                  "--prune_from", "finetuned pretrained", "--sparsities", "80 90"))
-    assert "Stage 4: pruned_pt skipped" in out and "Stage 5: pruned_pt_s90 skipped" in out
+    assert "Stage 4: skipped (pruned_pt:" in out and "Stage 5: skipped (pruned_pt_s90:" in out
     assert yaml.safe_load((exp / "prune_s90" / "config.yaml").read_text())[
         "unlabelled_data"] is False
     for name in PRUNED:

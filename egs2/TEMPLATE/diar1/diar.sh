@@ -456,7 +456,7 @@ if in_range 4 && has_pruned; then
     for name in $(selected_pruned); do
         pdir=$(prune_dir_of "${name}")
         if [ -f "${pdir}/wavlm_masked.pt" ] && ! redo_stage 4; then
-            log "Stage 4: ${name} skipped (${pdir}/wavlm_masked.pt exists)"; continue
+            log "Stage 4: skipped (${name}: ${pdir}/wavlm_masked.pt exists)"; continue
         fi
         ${ran} || begin_stage 4 "pruning (distillation + L0): $(selected_pruned | xargs)"
         ran=true
@@ -486,7 +486,7 @@ if in_range 5 && has_pruned; then
     for name in $(selected_pruned); do
         pdir=$(prune_dir_of "${name}")
         if [ -f "${pdir}/wavlm_pruned.pt" ] && ! redo_stage 5; then
-            log "Stage 5: ${name} skipped (${pdir}/wavlm_pruned.pt exists)"; continue
+            log "Stage 5: skipped (${name}: ${pdir}/wavlm_pruned.pt exists)"; continue
         fi
         ${ran} || begin_stage 5 \
             "physical pruning and post-pruning distillation: $(selected_pruned | xargs)"
@@ -514,7 +514,7 @@ if in_range 6 && has_pruned; then
         pdir=$(prune_dir_of "${name}")
         mdir=$(model_dir "${name}")
         if [ -f "${mdir}/${final_model}" ] && ! redo_stage 6; then
-            log "Stage 6: ${name} skipped (${mdir}/${final_model} exists)"; continue
+            log "Stage 6: skipped (${name}: ${mdir}/${final_model} exists)"; continue
         fi
         ${ran} || begin_stage 6 "fine-tuning the pruned models: $(selected_pruned | xargs)"
         ran=true
