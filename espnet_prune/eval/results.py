@@ -326,7 +326,9 @@ def plot_results(scores: dict, details: dict, test_sets: list[str], macro: dict 
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     if title:
-        fig.suptitle(title, fontsize=9)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, 12 * len(panels) + 40), fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
