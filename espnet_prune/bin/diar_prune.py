@@ -13,6 +13,12 @@ WavLM), ``wavlm_masked.pt`` (the student with its gates, input of ``wavlm_prune`
     python -m espnet_prune.bin.diar_prune --config conf/prune_s80.yaml \
         --teacher EXP/valid.loss.ave.pth --teacher_config EXP/config.yaml \
         --output_dir EXP_PRUNE [data options of diar_train]
+Pruning before fine-tuning (the earlier order the paper compares with): the teacher is the
+pre-trained WavLM checkpoint, and the data dirs are read without labels (``wav.scp`` only)::
+
+    python -m espnet_prune.bin.diar_prune --config conf/prune_s80.yaml \
+        --teacher_wavlm exp/wavlm/wavlm_base_plus.pt --unlabelled_data true \
+        --output_dir EXP_PRUNE_PT [data options of diar_train]
 """
 
 from __future__ import annotations

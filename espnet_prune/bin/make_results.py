@@ -18,7 +18,9 @@ def get_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--expdir", default="exp")
-    parser.add_argument("--models", nargs="+", default=["fbank", "teacher", "pruned"])
+    parser.add_argument("--models", nargs="+", default=["fbank", "teacher", "pruned"],
+                        help="one row each; pruned models are named pruned[_pt][_sNN] "
+                        "(_pt: pruned before fine-tuning, _sNN: target NN %%)")
     parser.add_argument("--test_sets", nargs="+", required=True)
     parser.add_argument("--inference_tag", default="decode",
                         help="<expdir>/<model>/<inference_tag>/<test_set>/score.json")
@@ -29,6 +31,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--macro_average", action="store_true",
                         help="add the macro average over the test sets (each counted once) to "
                         "RESULTS.md and write it to <expdir>/macro_der.json")
+    parser.add_argument("--plot", default=None,
+                        help="PNG of DER against the WavLM's MACs/s, one marker per model, "
+                        "the two pruning orders in two colours (e.g. exp/results.png)")
     return parser
 
 
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     output_json = make_results(
         args.expdir, args.models, args.test_sets, args.inference_tag, args.output_json,
-        args.output_md, args.title, args.command, args.macro_average,
+        args.output_md, args.title, args.command, args.macro_average, args.plot,
     )
     print(f"wrote {output_json} and {args.output_md}")
     return 0

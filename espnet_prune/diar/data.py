@@ -24,14 +24,17 @@ from espnet_prune.utils.rttm import RttmSegment
 # Regions (whole recording or UEM span) shorter than this give no chunk.
 MIN_REGION_SECONDS = 0.5
 
-_validated: dict[tuple[str, int], DataDir] = {}
+_validated: dict[tuple[str, int, bool], DataDir] = {}
 
 
-def load_data_dir(path: str | Path, sample_rate: int = 16000) -> DataDir:
-    """Validated data dir; cached per process so validating up front costs nothing later."""
-    key = (str(Path(path).resolve()), sample_rate)
+def load_data_dir(path: str | Path, sample_rate: int = 16000, labels: bool = True) -> DataDir:
+    """Validated data dir; cached per process so validating up front costs nothing later.
+
+    ``labels`` False: ``wav.scp`` only (no RTTM, no UEM is read): unlabelled audio."""
+    key = (str(Path(path).resolve()), sample_rate, labels)
     if key not in _validated:
-        _validated[key] = validate_data_dir(path, sample_rate=sample_rate, require_rttm=True)
+        _validated[key] = validate_data_dir(path, sample_rate=sample_rate, require_rttm=labels,
+                                            audio_only=not labels)
     return _validated[key]
 
 
@@ -113,6 +116,9 @@ def frame_labels(
 class DiarizationChunkDataset(torch.utils.data.Dataset):
     """``dataset[key] -> (key, {"speech": float32 [T], "spk_labels": float32 [F, S]})``.
 
+    ``labels`` False: ``dataset[key] -> (key, {"speech": float32 [T]})`` from a data dir read
+    without its RTTM and UEM (:func:`load_data_dir`): chunks of the whole recordings.
+
     ``frame_shift``/``frame_length``: the frontend's geometry in samples (``F`` is the number
     of frames the model gives for the chunk).
 
@@ -128,16 +134,22 @@ class DiarizationChunkDataset(torch.utils.data.Dataset):
         frame_shift: int,
         frame_length: int,
         sample_rate: int = 16000,
+        labels: bool = True,
     ):
+        self.labels = labels
         self.data = (
-            data_dir if isinstance(data_dir, DataDir) else load_data_dir(data_dir, sample_rate)
+            data_dir if isinstance(data_dir, DataDir)
+            else load_data_dir(data_dir, sample_rate, labels)
         )
+        if not labels and (self.data.rttm or self.data.uem is not None):
+            raise ConfigError(f"{self.data.path}: an unlabelled dataset was given annotations")
         self.frame_shift = frame_shift
         self.frame_length = frame_length
         self.sample_rate = sample_rate
         chunks = make_chunks(self.data, chunk_size, chunk_shift)
         self.chunks = {chunk.key: chunk for chunk in chunks}
-        self.num_label_speakers = max(1, max(self._speakers_in(c) for c in self.chunks.values()))
+        self.num_label_speakers = (
+            max(1, max(self._speakers_in(c) for c in self.chunks.values())) if labels else 0)
 
     def _speakers_in(self, chunk: Chunk) -> int:
         return len(
@@ -156,14 +168,15 @@ class DiarizationChunkDataset(torch.utils.data.Dataset):
         return len(self.chunks)
 
     def has_name(self, name: str) -> bool:
-        return name in ("speech", "spk_labels")
+        return name in self.names()
 
     def names(self) -> tuple[str, ...]:
-        return ("speech", "spk_labels")
+        return ("speech", "spk_labels") if self.labels else ("speech",)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.data.path}, chunks={len(self)}, "
+            f"{'labelled' if self.labels else 'unlabelled (wav.scp only)'}, "
             f"frame_shift={self.frame_shift}, frame_length={self.frame_length})"
         )
 
@@ -179,6 +192,8 @@ class DiarizationChunkDataset(torch.utils.data.Dataset):
         )
         if speech.shape[0] < last - first:  # end rounded past the file: keep shapes exact
             speech = np.pad(speech, (0, last - first - speech.shape[0]))
+        if not self.labels:
+            return key, {"speech": speech}
         count = num_frames(speech.shape[0], self.frame_shift, self.frame_length)
         labels, _ = frame_labels(
             self.data.rttm.get(chunk.recording, []),

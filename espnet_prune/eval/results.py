@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -27,10 +28,46 @@ SPEED_KEY = "seconds_per_audio_second"
 MODEL_DESCRIPTIONS = {
     "fbank": "fbank baseline (80-dim fbank + Conformer)",
     "teacher": "WavLM + Conformer, fine-tuned (teacher)",
-    "pruned": "pruned WavLM + Conformer (pruned, distilled, fine-tuned)",
     "diarizen": "released DiariZen model, imported as is (diar.sh --init_from_diarizen)",
     "diarizen_finetuned": "released DiariZen model, fine-tuned on this recipe's train set",
 }
+
+
+# The pruned models of a recipe run (diar.sh --prune_from/--sparsities): pruned[_pt][_sNN];
+# _pt: pruned before fine-tuning; _sNN: target NN % (none on the run's first target).  Their
+# pruning runs are <expdir>/prune[_pt][_sNN] (prune_summary.json: the target).
+PRUNED_NAME = re.compile(r"pruned(?P<pt>_pt)?(?:_s(?P<target>\d+))?")
+ORDERS = {
+    "finetuned": "fine-tune -> prune",
+    "pretrained": "prune -> fine-tune",
+}
+
+
+def pruning_of(expdir: Path, name: str) -> dict | None:
+    """{"order": finetuned|pretrained, "target": sparsity in % or None} of a pruned model's
+    name (None: not a pruned model); the target of an unsuffixed name comes from its pruning
+    run's prune_summary.json, when that is there."""
+    match = PRUNED_NAME.fullmatch(name)
+    if match is None:
+        return None
+    target = int(match["target"]) if match["target"] else None
+    summary = expdir / ("prune" + name[len("pruned"):]) / "prune_summary.json"
+    if target is None and summary.is_file():
+        value = read_json(summary).get("target_sparsity")
+        if isinstance(value, int | float):
+            target = round(100 * value)
+    return {"order": "pretrained" if match["pt"] else "finetuned", "target": target}
+
+
+def describe(name: str, pruning: dict | None) -> str:
+    if pruning is None:
+        return MODEL_DESCRIPTIONS.get(name, name)
+    target = f" to {pruning['target']} % sparsity" if pruning["target"] is not None else ""
+    if pruning["order"] == "pretrained":
+        return (f"pre-trained WavLM pruned{target} by distillation on unlabelled audio, "
+                "distilled again, then fine-tuned with a fresh Conformer (prune -> fine-tune)")
+    return (f"teacher's WavLM pruned{target} (distillation + L0), distilled again, then "
+            "fine-tuned with a fresh Conformer (fine-tune -> prune, the paper's order)")
 
 
 def read_json(path: Path) -> dict:
@@ -99,7 +136,9 @@ def collect(expdir: Path, models: list[str], test_sets: list[str], tag: str):
         model_dir = expdir / name
         size = model_size(model_dir, name)
         speed = None if name == "fbank" else measured_speed(model_dir)
-        details[name] = {"dir": str(model_dir), "speed": speed, **size, "sets": {}}
+        pruning = pruning_of(expdir, name)
+        details[name] = {"dir": str(model_dir), "speed": speed, **size, "sets": {},
+                         "pruning": pruning, "description": describe(name, pruning)}
         scores[name] = {}
         for dset in test_sets:
             path = model_dir / tag / dset / "score.json"
@@ -224,8 +263,8 @@ def render_markdown(title, scores, details, test_sets, command, wall, macro=None
     header = "|model|" + "|".join(f"{d} DER|{d} JER" for d in test_sets)
     if macro is not None:
         header += "|macro DER|macro JER"
-    out.append(header + "|params|MACs/s|CPU speed-up|")
-    out.append("|---" * (1 + 2 * (len(test_sets) + (macro is not None)) + 3) + "|")
+    out.append(header + "|params|MACs/s|CPU speed-up|order|")
+    out.append("|---" * (1 + 2 * (len(test_sets) + (macro is not None)) + 4) + "|")
     for name, per_set in scores.items():
         info = details[name]
         cells = [f"{_pct(per_set[d]['der'])}|{_pct(per_set[d]['jer'])}" for d in test_sets]
@@ -234,8 +273,14 @@ def render_markdown(title, scores, details, test_sets, command, wall, macro=None
         params = f"{info['params'] / 1e6:.3f}M" if info["params"] else "-"
         macs = f"{info['macs_per_second'] / 1e9:.3f}G" if info["macs_per_second"] else "-"
         speedup = f"{info['speedup']:.2f}x" if info.get("speedup") else "-"
-        out.append(f"|{name}|{'|'.join(cells)}|{params}|{macs}|{speedup}|")
+        order = ORDERS[info["pruning"]["order"]] if info.get("pruning") else "-"
+        out.append(f"|{name}|{'|'.join(cells)}|{params}|{macs}|{speedup}|{order}|")
     out.append("")
+    if any(info.get("pruning") for info in details.values()):
+        out.append("order: fine-tune -> prune = the teacher's WavLM pruned (the paper's); "
+                   "prune -> fine-tune = the pre-trained WavLM pruned on unlabelled audio, "
+                   "then fine-tuned (the earlier order of DPHuBERT).")
+        out.append("")
     if macro is not None:
         out.append(f"macro: mean over the {len(test_sets)} test sets, each counted once "
                    "whatever its length.")
@@ -244,9 +289,9 @@ def render_markdown(title, scores, details, test_sets, command, wall, macro=None
         out.append("CPU speed: WavLM forward time per second of audio (wavlm_bench), "
                    "speed-up relative to the teacher's WavLM.")
         out.append("")
-    for name, info in details.items():
+    for info in details.values():
         out.append(f"## {info['dir']}")
-        out.append(f"{MODEL_DESCRIPTIONS.get(name, name)}")
+        out.append(info["description"])
         out.append("### DER")
         out.append("|dataset|DER|Miss|FA|Conf|JER|")
         out.append("|---|---|---|---|---|---|")
@@ -264,12 +309,67 @@ def render_markdown(title, scores, details, test_sets, command, wall, macro=None
     return "\n".join(out)
 
 
+# plot colours: the two pruning orders apart, the unpruned models in their own
+PLOT_STYLE = {
+    "fbank": ("tab:gray", "s"),
+    "teacher": ("black", "*"),
+    "finetuned": ("tab:blue", "o"),
+    "pretrained": ("tab:orange", "^"),
+}
+
+
+def plot_results(scores: dict, details: dict, test_sets: list[str], macro: dict | None,
+                 path: str | Path, title: str = "") -> Path:
+    """DER against the WavLM's MACs per second of audio, one marker per model, one panel per
+    test set (and the macro average): fine-tune -> prune and prune -> fine-tune in two
+    colours.  The fbank baseline has no WavLM: it sits at 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(dset, {n: scores[n][dset]["der"] for n in scores}) for dset in test_sets]
+    if macro is not None:
+        panels.append(("macro average",
+                       {n: macro[n]["der"] for n in macro if macro[n].get("der") is not None}))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (panel, ders) in zip(axes[0], panels):
+        labelled = set()
+        for name, der in ders.items():
+            info = details[name]
+            kind = info["pruning"]["order"] if info.get("pruning") else name
+            colour, marker = PLOT_STYLE.get(kind, ("tab:green", "D"))
+            label = ORDERS.get(kind, name)
+            ax.scatter(info["macs_per_second"] / 1e9, 100 * der, color=colour, marker=marker,
+                       s=60, label=None if label in labelled else label)
+            labelled.add(label)
+            ax.annotate(name, (info["macs_per_second"] / 1e9, 100 * der), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("WavLM GMACs per second of audio", fontsize=8)
+        ax.set_ylabel("DER (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, 12 * len(panels) + 40), fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def make_results(expdir: str | Path, models: list[str], test_sets: list[str],
                  inference_tag: str = "decode", output_json: str | Path | None = None,
                  output_md: str | Path = "RESULTS.md", title: str = "", command: str = "",
-                 macro: bool = False) -> Path:
-    """Write ``output_json`` (default ``<expdir>/scores.json``) and ``output_md``, and with
-    ``macro`` also ``<expdir>/macro_der.json``; returns the JSON's path."""
+                 macro: bool = False, plot: str | Path | None = None) -> Path:
+    """Write ``output_json`` (default ``<expdir>/scores.json``) and ``output_md``, with
+    ``macro`` also ``<expdir>/macro_der.json``, with ``plot`` the DER/MACs figure there;
+    returns the JSON's path."""
     from espnet_prune.utils.datadir import write_text
     from espnet_prune.utils.io import check_output_file
 
@@ -287,4 +387,6 @@ def make_results(expdir: str | Path, models: list[str], test_sets: list[str],
     write_text(output_md, markdown + "\n", make_parents=True)
     if averages is not None:
         write_text(expdir / "macro_der.json", json.dumps(averages, indent=1) + "\n")
+    if plot:
+        plot_results(scores, details, test_sets, averages, plot, title)
     return output_json

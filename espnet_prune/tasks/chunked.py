@@ -244,6 +244,11 @@ class ChunkedDataTask(AbsTask):
         raise NotImplementedError
 
     @classmethod
+    def uses_labels(cls, args: argparse.Namespace) -> bool:
+        """Whether the data dirs are read with their RTTM/UEM (False: ``wav.scp`` only)."""
+        return True
+
+    @classmethod
     def build_chunk_dataset(cls, args: argparse.Namespace, mode: str) -> DiarizationChunkDataset:
         """Chunks of the train or valid data dir at the model's frame rate."""
         train = mode == "train"
@@ -255,13 +260,15 @@ class ChunkedDataTask(AbsTask):
         data_dir = data_dir_of(triples, "train" if train else "valid")
         shift = args.chunk_shift if train else (args.valid_chunk_shift or args.chunk_size)
         frame_shift, frame_length = cls.frame_geometry(args)
+        labels = cls.uses_labels(args)
         return DiarizationChunkDataset(
-            load_data_dir(data_dir, args.sample_rate),
+            load_data_dir(data_dir, args.sample_rate, labels),
             chunk_size=args.chunk_size,
             chunk_shift=shift,
             frame_shift=frame_shift,
             frame_length=frame_length,
             sample_rate=args.sample_rate,
+            labels=labels,
         )
 
     @classmethod
@@ -269,7 +276,7 @@ class ChunkedDataTask(AbsTask):
         """Read and check the train/valid data dirs now (fails before any model is built)."""
         for what in ("train", "valid"):
             triples = getattr(args, f"{what}_data_path_and_name_and_type")
-            load_data_dir(data_dir_of(triples, what), args.sample_rate)
+            load_data_dir(data_dir_of(triples, what), args.sample_rate, cls.uses_labels(args))
 
     @classmethod
     def build_iter_factory(

@@ -5,8 +5,10 @@ The ESPnet trainer runs :class:`~espnet_prune.prune.model.DistillPruneModel`; re
 optimiser.  Data come through the chunked-data pipeline the diarization task also uses
 (:class:`~espnet_prune.tasks.chunked.ChunkedDataTask`: same chunking, same arguments), so a
 pruning run reads the data dirs its teacher was trained on; the speaker labels are used only by
-the hybrid option.  The trainer (:class:`PruneTrainer`) writes ``prune_steps.tsv`` from the
-stats the model returns at each training step.
+the hybrid option.  ``--unlabelled_data true`` reads the data dirs' ``wav.scp`` alone (no RTTM,
+no UEM): distillation of a pre-trained WavLM on unlabelled audio, the prune-before-fine-tune
+order (``--teacher_wavlm`` = the pre-trained WavLM).  The trainer (:class:`PruneTrainer`)
+writes ``prune_steps.tsv`` from the stats the model returns at each training step.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import torch
 from espnet2.utils.nested_dict_action import NestedDictAction
-from espnet2.utils.types import str_or_none
+from espnet2.utils.types import str2bool, str_or_none
 from torch import nn
 
 from espnet_prune.diar.frontends import WavLMPrunableFrontend, frame_geometry
@@ -216,7 +218,15 @@ class DistillPruneTask(ChunkedDataTask):
             "--teacher_wavlm",
             type=str_or_none,
             default=None,
-            help="Teacher as a WavLM checkpoint instead (post-pruning distillation)",
+            help="Teacher as a WavLM checkpoint instead: the pre-trained WavLM (pruning before "
+            "fine-tuning) or the pruning stage's wavlm_teacher.pt (post-pruning distillation)",
+        )
+        group.add_argument(
+            "--unlabelled_data",
+            type=str2bool,
+            default=False,
+            help="Read only the wav.scp of the data dirs (no RTTM, no UEM: chunks of the whole "
+            "recordings); the distillation needs no label (not with model_conf.hybrid)",
         )
         group.add_argument(
             "--student_wavlm",
@@ -271,6 +281,9 @@ class DistillPruneTask(ChunkedDataTask):
         hybrid = conf.pop("hybrid")
         cnn_grad_scale = float(conf.pop("cnn_grad_scale"))
         diar_model = None
+        if hybrid and getattr(args, "unlabelled_data", False):
+            raise ConfigError("hybrid pruning needs the speaker labels: not with "
+                              "--unlabelled_data true")
         if args.teacher_wavlm is not None:
             if hybrid:
                 raise ConfigError("hybrid pruning needs --teacher (a diarization model)")
@@ -334,6 +347,10 @@ class DistillPruneTask(ChunkedDataTask):
             return int(args.num_iters_per_epoch)
         chunks = len(cls.build_chunk_dataset(args, "train"))
         return max(1, math.ceil(chunks / args.batch_size))
+
+    @classmethod
+    def uses_labels(cls, args: argparse.Namespace) -> bool:
+        return not getattr(args, "unlabelled_data", False)
 
     @classmethod
     def frame_geometry(cls, args: argparse.Namespace) -> tuple[int, int]:

@@ -139,9 +139,13 @@ def _resolve_wav(value: str, scp: Path, lineno_of: dict[str, int], key: str) -> 
 
 
 def validate_data_dir(
-    path: str | Path, sample_rate: int = 16000, require_rttm: bool = True
+    path: str | Path, sample_rate: int = 16000, require_rttm: bool = True,
+    audio_only: bool = False,
 ) -> DataDir:
-    """Read and check a data dir; raises :class:`DataError` naming the file (and line)."""
+    """Read and check a data dir; raises :class:`DataError` naming the file (and line).
+
+    ``audio_only``: read ``wav.scp`` alone; the RTTM and UEM beside it are not opened (data
+    for distillation on unlabelled audio, where no annotation may enter)."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: data directory does not exist")
@@ -162,6 +166,8 @@ def validate_data_dir(
             raise DataError(f"{scp}:{lineno_of[key]} ({key}): {exc}") from None
         durations[key] = info.duration
 
+    if audio_only:
+        return DataDir(path=path, wavs=wavs, durations=durations)
     rttm_path = path / "rttm"
     rttm: dict[str, list[RttmSegment]] = {}
     if rttm_path.exists():

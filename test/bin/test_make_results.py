@@ -122,3 +122,56 @@ def test_macro_average_column_and_json(expdir, tmp_path):
     assert "|model|test DER|test JER|other DER|other JER|macro DER|macro JER|params|" in text
     teacher_row = next(line for line in text.splitlines() if line.startswith("|teacher|"))
     assert f"|{100 * (0.5 / 12 + 0.05):.2f}|" in teacher_row
+
+
+def add_model(exp, tmp_path, name, hyp, stats):
+    """One more scored model (as stage 7-8 leave it)."""
+    out = exp / name / "decode" / "test"
+    out.mkdir(parents=True)
+    write_rttm(out / "rttm", hyp)
+    diar_score.main(["--ref", str(tmp_path / "ref.rttm"), "--hyp", str(out / "rttm"),
+                     "--uem", str(tmp_path / "uem"), "--json", str(out / "score.json")])
+    params, macs, rtf = stats
+    (exp / name / "wavlm_stats.json").write_text(
+        json.dumps({"params": params, "macs_per_second": macs}))
+    (exp / name / "wavlm_bench.json").write_text(json.dumps({SPEED_KEY: rtf}))
+
+
+def test_paper_table_rows_orders_and_plot(expdir, tmp_path):
+    """Both pruning orders at two sparsities: one row each, the order named, the target read
+    from the name or (unsuffixed) from the pruning run; the plot has both orders' colours."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    add_model(expdir, tmp_path, "pruned_s90", HYPS["teacher"], (100_000, 0.2e9, 0.005))
+    add_model(expdir, tmp_path, "pruned_pt", HYPS["fbank"], (210_000, 0.45e9, 0.011))
+    add_model(expdir, tmp_path, "pruned_pt_s90", HYPS["fbank"], (90_000, 0.19e9, 0.005))
+    for run_dir, target in (("prune", 0.8), ("prune_pt", 0.8)):
+        (expdir / run_dir).mkdir()
+        (expdir / run_dir / "prune_summary.json").write_text(
+            json.dumps({"target_sparsity": target}))
+    models = ["fbank", "teacher", "pruned", "pruned_s90", "pruned_pt", "pruned_pt_s90"]
+    plot = expdir / "results.png"
+    assert run(expdir, tmp_path, "--models", *models, "--plot", str(plot)) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    rows = {line.split("|")[1]: line for line in text.splitlines() if line.startswith("|")}
+    assert all(name in rows for name in models)
+    assert rows["pruned"].endswith("|fine-tune -> prune|")
+    assert rows["pruned_s90"].endswith("|fine-tune -> prune|") and "8.00x" in rows["pruned_s90"]
+    assert rows["pruned_pt"].endswith("|prune -> fine-tune|")
+    assert rows["pruned_pt_s90"].endswith("|prune -> fine-tune|")
+    assert rows["teacher"].endswith("|-|") and rows["fbank"].endswith("|-|")
+    assert "teacher's WavLM pruned to 80 % sparsity" in text
+    assert "pre-trained WavLM pruned to 90 % sparsity" in text
+    assert "pre-trained WavLM pruned to 80 % sparsity" in text
+    image = imread(plot)[..., :3]
+
+    def has_colour(hex_colour):
+        rgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+        return bool((np.abs(image - rgb).max(axis=-1) < 0.02).any())
+
+    assert has_colour("#1f77b4") and has_colour("#ff7f0e")  # tab:blue, tab:orange
+    # without pruned models of the second order, its colour is absent
+    run(expdir, tmp_path, "--models", "fbank", "teacher", "pruned", "--plot", str(plot))
+    image = imread(plot)[..., :3]
+    assert has_colour("#1f77b4") and not has_colour("#ff7f0e")

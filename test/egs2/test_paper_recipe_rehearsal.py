@@ -204,6 +204,23 @@ def test_run_sh_options_reach_diar_sh(tmp_path):
     assert option(compound, "--macro_average") == "true"
 
 
+def test_paper_table_setting_reaches_diar_sh(tmp_path):
+    """--sparsity "80 90" and --prune_from: one run prunes both orders to both targets."""
+    table = diar_sh_arguments(tmp_path, "ami", "--teacher", "large", "--sparsity", "80 90",
+                              "--prune_from", "finetuned pretrained")
+    assert option(table, "--sparsities") == "80 90"
+    assert option(table, "--prune_config") == "conf/prune_large_s80.yaml"
+    assert option(table, "--prune_from") == "finetuned pretrained"
+    assert option(table, "--expdir") == "exp/large_s80_90"
+    assert option(table, "--results_title").endswith("WavLM large, 80/90 % sparsity")
+    single = diar_sh_arguments(tmp_path / "s", "ami", "--sparsity", "90")
+    assert option(single, "--sparsities") == "90"
+    assert option(single, "--expdir") == "exp/base_plus_s90"
+    work = tmp_path / "ami"
+    proc = run_script(work / "run.sh", "--sparsity", "80 95", cwd=work)
+    assert proc.returncode == 2 and '--sparsity 80, 90 or "80 90"' in proc.stderr
+
+
 def test_released_diarizen_model_replaces_the_paper_setting(tmp_path):
     """--init_from_diarizen: its own exp dir and results title, no fbank/teacher links (the
     released model is already pruned), and the setting options are refused."""

@@ -92,6 +92,11 @@ def test_invalid_data_stops_in_stage_2(recipe):
         (["--redo", "maybe"], "--redo takes true, false or auto"),
         (["extra_positional"], "unexpected arguments: extra_positional"),
         (["--models", "diarizen"], "model 'diarizen' in --models needs --init_from_diarizen"),
+        (["--prune_from", "fine-tuned"], "--prune_from takes finetuned, pretrained or both"),
+        (["--prune_from", ""], "--prune_from is empty"),
+        (["--sparsities", "80 0.9"], "--sparsities takes whole percentages"),
+        (["--sparsities", "80 100"], "--sparsities: 100 is not between 1 and 99"),
+        (["--sparsities", "90 090"], "--sparsities names a target twice"),
     ],
 )
 def test_bad_options(recipe, args, message):

@@ -34,8 +34,16 @@ valid_set=dev
 test_sets="test"
 sample_rate=16000
 
-# Models ("fbank teacher pruned" or any subset; the pruned one needs the teacher)
+# Models ("fbank teacher pruned" or any subset; "pruned" = every pruned model that
+# --prune_from and --sparsities ask for, see "Pruned models" in --help)
 models="fbank teacher pruned"
+prune_from=finetuned # what is pruned: finetuned (the teacher's WavLM, the paper's order),
+                     # pretrained (the pre-trained WavLM on unlabelled audio, fine-tuned after:
+                     # the DPHuBERT order), or both ("finetuned pretrained")
+sparsities=""        # target sparsities in % ("80 90"): one pruned model per order and
+                     # sparsity; "" = the target of --prune_config
+pretrained_wavlm=""  # the pre-trained WavLM that --prune_from pretrained prunes
+                     # (default: the teacher's starting point, --wavlm_init)
 fbank_config=""      # baseline: same EEND model with an 80-dim fbank frontend
 teacher_config=""    # WavLM (frontend wavlm_prunable) + Conformer: fine-tuning = the teacher
 prune_config=""      # diar_prune: distillation + L0 gates to a target sparsity
@@ -85,6 +93,9 @@ Options:
   --gpu_inference        true|false (default ${gpu_inference})
   --train_set, --valid_set, --test_sets  data set names (default ${train_set} ${valid_set} "${test_sets}")
   --models               subset of "fbank teacher pruned" (default "${models}")
+  --prune_from           finetuned|pretrained|"finetuned pretrained" (default ${prune_from})
+  --sparsities           target sparsities in % (e.g. "80 90"; default: --prune_config's)
+  --pretrained_wavlm     WavLM pruned by --prune_from pretrained (default: --wavlm_init)
   --fbank_config, --teacher_config, --prune_config, --distill_config, --finetune_config,
   --inference_config     configuration files of the stages
   --wavlm_init           WavLM checkpoint of the teacher (made by wavlm_convert)
@@ -113,6 +124,19 @@ Starting from a released DiariZen model (e.g. BUT-FIT/diarizen-wavlm-base-s80-md
   --diarizen_embedding_model FILE  WeSpeaker ResNet34 of the speaker embeddings (a local copy of
       pyannote/wespeaker-voxceleb-resnet34-LM: directory or pytorch_model.bin); required
   --diarizen_finetune_args         extra diar_train arguments of stage 6 (e.g. "--max_epoch 2")
+
+Pruned models (--models pruned), one per order of --prune_from and sparsity of --sparsities:
+  pruned[_pt][_sNN] in ${expdir}/, its pruning run in ${expdir}/prune[_pt][_sNN]/:
+  _pt   pruned before fine-tuning: stage 4 distils the pre-trained WavLM (--pretrained_wavlm)
+        into its gated copy on the training audio alone (wav.scp; no RTTM or UEM is read),
+        stage 5 distils the pruned network again (unlabelled too), stage 6 fine-tunes it for
+        diarization with --finetune_config. Without _pt: the teacher's WavLM is pruned.
+  _sNN  target sparsity NN % (--model_conf target_sparsity=0.NN on --prune_config); the
+        first of --sparsities (or --prune_config's own target) has no suffix, so a run with
+        one sparsity keeps the names pruned and pruned_pt.
+  E.g. --prune_from "finetuned pretrained" --sparsities "80 90": pruned, pruned_s90,
+  pruned_pt, pruned_pt_s90. Stage 8 writes one RESULTS.md row per model and
+  ${expdir}/results.png (DER against the WavLM's MACs/s, the two orders in two colours).
 EOF
 )
 
@@ -129,6 +153,40 @@ fi
 . ./cmd.sh
 
 has_model() { [[ " ${models} " == *" $1 "* ]]; }
+# the pruned models of --prune_from x --sparsities (see "Pruned models" in --help)
+declare -A prune_order=() prune_target=()
+pruned_models=""
+case "${sparsities}" in *[!0-9\ ]*)
+    log "error: --sparsities takes whole percentages between 1 and 99, e.g. \"80 90\""; exit 2 ;;
+esac
+if [ -n "$(printf '%s\n' ${sparsities} | sed 's/^0*//' | sort | uniq -d)" ]; then
+    log "error: --sparsities names a target twice: ${sparsities}"; exit 2
+fi
+for order in ${prune_from}; do
+    case "${order}" in finetuned) base=pruned ;; pretrained) base=pruned_pt ;;
+        *) log "error: --prune_from takes finetuned, pretrained or both, not '${order}'"
+           exit 2 ;;
+    esac
+    first=true
+    for target in ${sparsities:-default}; do
+        name=${base}
+        if [ "${target}" != default ]; then
+            if [ "$((10#${target}))" -lt 1 ] || [ "$((10#${target}))" -gt 99 ]; then
+                log "error: --sparsities: ${target} is not between 1 and 99 (%)"; exit 2
+            fi
+            target=$((10#${target}))
+            ${first} || name=${base}_s${target}
+        fi
+        if [ -n "${prune_order[${name}]+x}" ]; then
+            log "error: --prune_from/--sparsities name ${name} twice"; exit 2
+        fi
+        prune_order[${name}]=${order}; prune_target[${name}]=${target}
+        pruned_models+=" ${name}"
+        first=false
+    done
+done
+pruned_models=${pruned_models# }
+if [ -z "${pruned_models}" ]; then log "error: --prune_from is empty"; exit 2; fi
 diarizen_dir="${expdir}/diarizen"
 diarizen_finetuned_dir="${expdir}/diarizen_finetuned"
 if [ -n "${init_from_diarizen}" ]; then
@@ -150,15 +208,34 @@ if [ -n "${init_from_diarizen}" ]; then
     fi
     inference_config="${diarizen_dir}/inference.yaml"
 else
+    expanded=""
     for name in ${models}; do
-        case "${name}" in fbank|teacher|pruned) ;;
+        case "${name}" in fbank|teacher) expanded+=" ${name}" ;;
+            pruned) expanded+=" ${pruned_models}" ;;
             diarizen|diarizen_finetuned)
                 log "error: model '${name}' in --models needs --init_from_diarizen"; exit 2 ;;
             *) log "error: unknown model '${name}' in --models (fbank, teacher, pruned)"
                exit 2 ;;
         esac
     done
+    # from here on the models are named one by one (pruned -> pruned pruned_pt_s90 ...)
+    models=${expanded# }
 fi
+# has_pruned [ORDER]: whether a pruned model (of that order) is asked for
+has_pruned() {
+    local name
+    for name in ${models}; do
+        if [ -n "${prune_order[${name}]+x}" ] && { [ $# -eq 0 ] \
+            || [ "${prune_order[${name}]}" = "$1" ]; }; then return 0; fi
+    done
+    return 1
+}
+# the pruned models among --models, in order
+selected_pruned() {
+    local name
+    for name in ${models}; do [ -n "${prune_order[${name}]+x}" ] && echo "${name}"; done
+    return 0
+}
 case "${redo}" in true|false|auto) ;; *) log "error: --redo takes true, false or auto"; exit 2 ;;
 esac
 case "${macro_average}" in true|false) ;; *)
@@ -200,14 +277,18 @@ in_range() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 pyscripts="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/pyscripts"
 fbank_dir="${expdir}/fbank"
 teacher_dir="${expdir}/teacher"
-prune_dir="${expdir}/prune"
-distill_dir="${prune_dir}/post_distill"
-pruned_dir="${expdir}/pruned"
+prune_dir="${expdir}/prune"  # the pruning run of the model "pruned"
+# prune_dir_of NAME: the pruning run of a pruned model (pruned_pt_s90 -> exp/prune_pt_s90)
+prune_dir_of() { echo "${expdir}/prune${1#pruned}"; }
 model_dir() {
     case "$1" in fbank) echo "${fbank_dir}" ;; teacher) echo "${teacher_dir}" ;;
-        pruned) echo "${pruned_dir}" ;; diarizen) echo "${diarizen_dir}" ;;
-        diarizen_finetuned) echo "${diarizen_finetuned_dir}" ;; esac
+        diarizen) echo "${diarizen_dir}" ;;
+        diarizen_finetuned) echo "${diarizen_finetuned_dir}" ;;
+        *) echo "${expdir}/$1" ;; esac
 }
+# the pre-trained WavLM that --prune_from pretrained prunes: asked when stage 4 runs, so that
+# it is the WavLM the teacher started from by then
+pretrained_wavlm_file() { echo "${pretrained_wavlm:-${wavlm_init}}"; }
 # the trainer's last act is averaging the best checkpoints: that file marks a finished run
 final_model=valid.loss.ave.pth
 # model_file NAME: the weights stage 7 diarizes with
@@ -332,7 +413,7 @@ elif in_range 3; then
             ran=true
         fi
     fi
-    if has_model teacher || has_model pruned; then
+    if has_model teacher || has_pruned; then
         if [ -f "${teacher_dir}/${final_model}" ] && ! redo_stage 3; then
             log "teacher: done (${teacher_dir}/${final_model})"
         else
@@ -370,56 +451,93 @@ if [ -n "${init_from_diarizen}" ]; then
     done
 fi
 
-if in_range 4 && has_model pruned; then
-    if [ -f "${prune_dir}/wavlm_masked.pt" ] && ! redo_stage 4; then
-        log "Stage 4: skipped (${prune_dir}/wavlm_masked.pt exists)"
-    else
-        begin_stage 4 "pruning the teacher's WavLM (distillation + L0)"
-        require_option prune_config "${prune_config}"
-        require_file "${teacher_dir}/${final_model}" "${teacher_dir}/config.yaml"
-        # shellcheck disable=SC2086
-        run_trainer "${prune_dir}/train.log" espnet_prune.bin.diar_prune \
-            --config "${prune_config}" --teacher "${teacher_dir}/${final_model}" \
-            --teacher_config "${teacher_dir}/config.yaml" --output_dir "${prune_dir}" \
-            "${data_args[@]}" ${prune_args}
-        end_stage
+# order_args_of / target_args_of NAME: the options of diar_prune and diar_distill that the
+# pruned model's order (no labels before fine-tuning) and sparsity set
+order_args_of() {
+    if [ "${prune_order[$1]}" = pretrained ]; then echo "--unlabelled_data true"; fi
+}
+target_args_of() {
+    local target=${prune_target[$1]}
+    if [ "${target}" != default ]; then
+        echo "--model_conf target_sparsity=$(awk -v t="${target}" 'BEGIN { print t / 100 }')"
     fi
-fi
+}
 
-if in_range 5 && has_model pruned; then
-    if [ -f "${prune_dir}/wavlm_pruned.pt" ] && ! redo_stage 5; then
-        log "Stage 5: skipped (${prune_dir}/wavlm_pruned.pt exists)"
-    else
-        begin_stage 5 "physical pruning and post-pruning distillation"
-        require_option distill_config "${distill_config}"
-        require_file "${prune_dir}/wavlm_masked.pt" "${prune_dir}/wavlm_teacher.pt"
-        if [ ! -f "${prune_dir}/wavlm_pruned_raw.pt" ] || redo_stage 5; then
-            ${train_cmd} "${prune_dir}/wavlm_prune.log" ${python} -m espnet_prune.bin.wavlm_prune \
-                --input "${prune_dir}/wavlm_masked.pt" --output "${prune_dir}/wavlm_pruned_raw.pt"
+if in_range 4 && has_pruned; then
+    ran=false
+    for name in $(selected_pruned); do
+        pdir=$(prune_dir_of "${name}")
+        if [ -f "${pdir}/wavlm_masked.pt" ] && ! redo_stage 4; then
+            log "Stage 4: skipped (${name}: ${pdir}/wavlm_masked.pt exists)"; continue
         fi
-        # shellcheck disable=SC2086
-        run_trainer "${distill_dir}/train.log" espnet_prune.bin.diar_distill \
-            --config "${distill_config}" --teacher_wavlm "${prune_dir}/wavlm_teacher.pt" \
-            --student_wavlm "${prune_dir}/wavlm_pruned_raw.pt" --output_dir "${distill_dir}" \
-            --export_dir "${prune_dir}" "${data_args[@]}" ${distill_args}
-        require_file "${prune_dir}/wavlm_pruned.pt"
-        end_stage
-    fi
+        ${ran} || begin_stage 4 "pruning (distillation + L0): $(selected_pruned | xargs)"
+        ran=true
+        require_option prune_config "${prune_config}"
+        if [ "${prune_order[${name}]}" = pretrained ]; then
+            log "${name}: pruning the pre-trained WavLM $(pretrained_wavlm_file) on unlabelled" \
+                "audio"
+            require_file "$(pretrained_wavlm_file)"
+            teacher_args=(--teacher_wavlm "$(pretrained_wavlm_file)")
+        else
+            log "${name}: pruning the teacher's WavLM"
+            require_file "${teacher_dir}/${final_model}" "${teacher_dir}/config.yaml"
+            teacher_args=(--teacher "${teacher_dir}/${final_model}"
+                          --teacher_config "${teacher_dir}/config.yaml")
+        fi
+        # shellcheck disable=SC2086,SC2046
+        run_trainer "${pdir}/train.log" espnet_prune.bin.diar_prune \
+            --config "${prune_config}" "${teacher_args[@]}" --output_dir "${pdir}" \
+            "${data_args[@]}" $(order_args_of "${name}") $(target_args_of "${name}") \
+            ${prune_args}
+    done
+    if ${ran}; then end_stage; fi
 fi
 
-if in_range 6 && has_model pruned; then
-    if [ -f "${pruned_dir}/${final_model}" ] && ! redo_stage 6; then
-        log "Stage 6: skipped (${pruned_dir}/${final_model} exists)"
-    else
-        begin_stage 6 "fine-tuning the pruned model"
+if in_range 5 && has_pruned; then
+    ran=false
+    for name in $(selected_pruned); do
+        pdir=$(prune_dir_of "${name}")
+        if [ -f "${pdir}/wavlm_pruned.pt" ] && ! redo_stage 5; then
+            log "Stage 5: skipped (${name}: ${pdir}/wavlm_pruned.pt exists)"; continue
+        fi
+        ${ran} || begin_stage 5 \
+            "physical pruning and post-pruning distillation: $(selected_pruned | xargs)"
+        ran=true
+        require_option distill_config "${distill_config}"
+        require_file "${pdir}/wavlm_masked.pt" "${pdir}/wavlm_teacher.pt"
+        if [ ! -f "${pdir}/wavlm_pruned_raw.pt" ] || redo_stage 5; then
+            ${train_cmd} "${pdir}/wavlm_prune.log" ${python} -m espnet_prune.bin.wavlm_prune \
+                --input "${pdir}/wavlm_masked.pt" --output "${pdir}/wavlm_pruned_raw.pt"
+        fi
+        # shellcheck disable=SC2086,SC2046
+        run_trainer "${pdir}/post_distill/train.log" espnet_prune.bin.diar_distill \
+            --config "${distill_config}" --teacher_wavlm "${pdir}/wavlm_teacher.pt" \
+            --student_wavlm "${pdir}/wavlm_pruned_raw.pt" --output_dir "${pdir}/post_distill" \
+            --export_dir "${pdir}" "${data_args[@]}" $(order_args_of "${name}") \
+            ${distill_args}
+        require_file "${pdir}/wavlm_pruned.pt"
+    done
+    if ${ran}; then end_stage; fi
+fi
+
+if in_range 6 && has_pruned; then
+    ran=false
+    for name in $(selected_pruned); do
+        pdir=$(prune_dir_of "${name}")
+        mdir=$(model_dir "${name}")
+        if [ -f "${mdir}/${final_model}" ] && ! redo_stage 6; then
+            log "Stage 6: skipped (${name}: ${mdir}/${final_model} exists)"; continue
+        fi
+        ${ran} || begin_stage 6 "fine-tuning the pruned models: $(selected_pruned | xargs)"
+        ran=true
         require_option finetune_config "${finetune_config}"
-        require_file "${prune_dir}/wavlm_pruned.pt"
+        require_file "${pdir}/wavlm_pruned.pt"
         # shellcheck disable=SC2086
-        run_trainer "${pruned_dir}/train.log" espnet_prune.bin.diar_train \
-            --config "${finetune_config}" --output_dir "${pruned_dir}" "${data_args[@]}" \
-            --frontend_conf path="${prune_dir}/wavlm_pruned.pt" ${train_args}
-        end_stage
-    fi
+        run_trainer "${mdir}/train.log" espnet_prune.bin.diar_train \
+            --config "${finetune_config}" --output_dir "${mdir}" "${data_args[@]}" \
+            --frontend_conf path="${pdir}/wavlm_pruned.pt" ${train_args}
+    done
+    if ${ran}; then end_stage; fi
 fi
 
 if in_range 6 && has_model diarizen_finetuned; then
@@ -507,9 +625,9 @@ if in_range 8; then
         case "$1" in
             teacher) if [ -f "${prune_dir}/wavlm_teacher.pt" ]; then
                          echo "${prune_dir}/wavlm_teacher.pt"; else echo "${wavlm_init}"; fi ;;
-            pruned) echo "${prune_dir}/wavlm_pruned.pt" ;;
             # fine-tuning changes no structure, so both report the released WavLM's size
             diarizen|diarizen_finetuned) echo "${diarizen_dir}/wavlm.pt" ;;
+            *) echo "$(prune_dir_of "$1")/wavlm_pruned.pt" ;;
         esac
     }
     collected=()
@@ -556,7 +674,8 @@ if in_range 8; then
         ${python} -m espnet_prune.bin.make_results --expdir "${expdir}" --models ${models} \
             --test_sets ${test_sets} --inference_tag "${inference_tag}" \
             --output_json "${expdir}/scores.json" --output_md RESULTS.md \
-            --title "${results_title}" --command "${run_args}" "${macro_args[@]}"
+            --title "${results_title}" --command "${run_args}" "${macro_args[@]}" \
+            --plot "${expdir}/results.png"
         cat RESULTS.md
     else
         log "Stage 8: skipped (${expdir}/scores.json is up to date)"

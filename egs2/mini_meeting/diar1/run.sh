@@ -3,6 +3,8 @@
 #   ./run.sh                      full run (stages 1-8)
 #   ./run.sh --stage 7            redo inference and scoring only
 #   ./run.sh --fast true          even smaller corpus and shorter training (CI)
+#   ./run.sh --paper_table true   the paper's comparison: both pruning orders (fine-tune ->
+#                                 prune, prune -> fine-tune) at 80 and 90 % sparsity
 set -euo pipefail
 
 # Reproducible numerics: the same command gives the same models and DERs on any x86-64 CPU
@@ -15,8 +17,25 @@ export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2
 
 fast=false
+paper_table=false
 # the remaining options go to diar.sh (e.g. --stage, --stop_stage, --ngpu, --nj)
-if [ "${1:-}" = "--fast" ]; then fast=$2; shift 2; fi
+while [ $# -ge 2 ]; do
+    case "$1" in
+        --fast) fast=$2; shift 2 ;;
+        --paper_table) paper_table=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
+case "${fast}/${paper_table}" in true/true|true/false|false/true|false/false) ;;
+    *) echo "$0: --fast and --paper_table take true or false" >&2; exit 2 ;;
+esac
+# the default demo prunes the fine-tuned teacher (the paper's order) to 80 %; the paper's table
+# adds the DPHuBERT order (prune the pre-trained WavLM, then fine-tune) and 90 % for both
+# (three more pruned models: stages 4-6 and 7 three more times, see README.md)
+prune_options=()
+if [ "${paper_table}" = true ]; then
+    prune_options=(--prune_from "finetuned pretrained" --sparsities "80 90")
+fi
 
 if [ "${fast}" = true ]; then
     conf=conf/fast
@@ -32,7 +51,7 @@ fi
 ./diar.sh \
     --local_data_opts "${local_data_opts}" \
     --train_set train --valid_set dev --test_sets "test sample" \
-    --models "fbank teacher pruned" \
+    --models "fbank teacher pruned" ${prune_options[@]+"${prune_options[@]}"} \
     --wavlm_init exp/wavlm_init/wavlm_mini.pt --wavlm_preset mini \
     --fbank_config "${conf}/train_fbank.yaml" \
     --teacher_config "${conf}/train_teacher.yaml" \
