@@ -16,6 +16,7 @@ CONSOLE_SCRIPTS = [
         "wavlm_stats",
         "wavlm_bench",
         "diar_train",
+        "wavlm_pretrain",
         "diar_prune",
         "diar_inference",
         "diar_export",
