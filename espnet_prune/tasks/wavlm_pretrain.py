@@ -287,6 +287,9 @@ class WavLMPretrainTask(ChunkedDataTask):
         if args.print_config:
             return super().main(args=args)
         cls.check_task_args(args)
+        logging.basicConfig(  # the codebook's messages, in ESPnet's format
+            level=args.log_level,
+            format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
         fit_target_codebook(args)
         super().main(args=args)
         return export_wavlm(Path(args.output_dir))
