@@ -80,15 +80,21 @@ def test_mini_meeting_end_to_end(tmp_path):
 
     # 2) run again to the end: the teacher resumes at epoch 2
     started = time.time()
-    run(work)
+    out = run(work).stdout
     full_run_seconds = time.time() - started
     teacher_log = (exp / "teacher" / "train.log").read_text()
     assert "2/2epoch started" in teacher_log and "1/2epoch started" not in teacher_log
+    assert "WavLM pre-training: done" in out  # finished before the kill: not redone
 
-    for dset in ("train", "dev", *TEST_SETS):
+    for dset in ("train", "dev", *TEST_SETS, "pretrain", "pretrain_valid"):
         assert (work / "data" / dset / "wav.scp").is_file()
         assert (work / "dump" / dset / "reco2dur").is_file()
+    assert not (work / "data" / "pretrain" / "rttm").exists()  # unlabelled
     assert (exp / "wavlm_init" / "wavlm_mini.pt").is_file()
+    # the teacher fine-tunes the WavLM pre-trained in stage 3, not the random init
+    assert (exp / "wavlm_pretrain" / "kmeans.npy").is_file()
+    teacher_config = (exp / "teacher" / "config.yaml").read_text()
+    assert "wavlm_pretrain/wavlm.pt" in teacher_config
     # stage 7 also meets a recording whose last inference window is partial and alone in its
     # batch (618,513 samples: 17 windows of 8 s every 2 s, batches of 8), once a crash
     import soundfile as sf

@@ -97,6 +97,7 @@ def test_invalid_data_stops_in_stage_2(recipe):
         (["--sparsities", "80 0.9"], "--sparsities takes whole percentages"),
         (["--sparsities", "80 100"], "--sparsities: 100 is not between 1 and 99"),
         (["--sparsities", "90 090"], "--sparsities names a target twice"),
+        (["--pretrain_config", "conf/pretrain.yaml"], "--pretrain_config needs --pretrain_set"),
     ],
 )
 def test_bad_options(recipe, args, message):
@@ -104,6 +105,31 @@ def test_bad_options(recipe, args, message):
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (recipe / "data").exists()
+
+
+def test_stage_2_validates_the_unlabelled_pretrain_sets_without_rttm(recipe):
+    run_diar(recipe, "--stop_stage", "1")
+    for name in ("pretrain", "pretrain_valid"):
+        (recipe / "data" / name).mkdir()
+        shutil.copy(recipe / "data" / "train" / "wav.scp", recipe / "data" / name / "wav.scp")
+    pretrain = ["--pretrain_config", "conf/pretrain.yaml", "--pretrain_set", "pretrain",
+                "--pretrain_valid_set", "pretrain_valid"]
+    proc = run_diar(recipe, "--stage", "2", "--stop_stage", "2", *pretrain)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("train", "dev", "test", "pretrain", "pretrain_valid"):
+        assert (recipe / "dump" / name / "reco2dur").is_file(), name
+    assert not (recipe / "dump" / "pretrain" / "rttm").exists()
+    # without a pre-training config the unlabelled sets are not touched
+    shutil.rmtree(recipe / "dump" / "pretrain")
+    assert run_diar(recipe, "--stage", "2", "--stop_stage", "2").returncode == 0
+    assert not (recipe / "dump" / "pretrain").exists()
+    # stage 3 pre-trains before the teacher: it needs the pre-training config first
+    (recipe / "conf").mkdir()
+    (recipe / "conf" / "t.yaml").write_text("frontend: wavlm_prunable\n")
+    proc = run_diar(recipe, "--stage", "3", "--stop_stage", "3", "--models", "teacher",
+                    "--teacher_config", "conf/t.yaml", "--wavlm_init", "conf/t.yaml", *pretrain)
+    assert proc.returncode == 1 and "conf/pretrain.yaml does not exist" in proc.stdout
+    assert not (recipe / "exp" / "teacher").exists()
 
 
 def test_stage_3_needs_its_config(recipe):

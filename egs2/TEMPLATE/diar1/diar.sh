@@ -53,6 +53,11 @@ inference_config=""  # diar_inference (windows, clustering, embedding extractor)
 wavlm_init=""        # WavLM checkpoint the teacher starts from (wavlm_convert output)
 wavlm_preset=""      # if $wavlm_init does not exist, create it: random init of this preset
 wavlm_preset_overrides="{}"  # JSON dict of WavLMConfig fields changed in the preset
+pretrain_config=""   # wavlm_pretrain: self-supervised pre-training of --wavlm_init before the
+                     # teacher (stage 3); empty: the teacher starts from --wavlm_init itself
+pretrain_set=""      # unlabelled data dir of the pre-training (wav.scp; no rttm needed)
+pretrain_valid_set=""  # its held-out set (validation loss); default: --valid_set
+pretrain_args=""     # extra arguments of wavlm_pretrain
 train_args=""        # extra arguments of every diar_train run
 prune_args=""        # extra arguments of diar_prune
 distill_args=""      # extra arguments of diar_distill
@@ -101,6 +106,12 @@ Options:
   --wavlm_init           WavLM checkpoint of the teacher (made by wavlm_convert)
   --wavlm_preset         create --wavlm_init with a random init of this preset if missing
   --wavlm_preset_overrides  JSON dict of WavLMConfig fields to change in the preset
+  --pretrain_config      with it, stage 3 first pre-trains --wavlm_init self-supervised
+                         (wavlm_pretrain: masked prediction of k-means targets) into
+                         ${expdir}/wavlm_pretrain/wavlm.pt, and the teacher starts from that
+  --pretrain_set, --pretrain_valid_set  unlabelled data dirs of the pre-training (wav.scp;
+                         validated in stage 2 without an rttm; valid default: --valid_set)
+  --pretrain_args        extra arguments of wavlm_pretrain
   --train_args, --prune_args, --distill_args, --inference_args  extra CLI arguments
   --local_data_opts      options of local/data.sh
   --collar               scoring collar in seconds (default ${collar})
@@ -291,6 +302,11 @@ model_dir() {
 pretrained_wavlm_file() { echo "${pretrained_wavlm:-${wavlm_init}}"; }
 # the trainer's last act is averaging the best checkpoints: that file marks a finished run
 final_model=valid.loss.ave.pth
+pretrain_dir="${expdir}/wavlm_pretrain"
+if [ -n "${pretrain_config}" ]; then
+    if [ -z "${pretrain_set}" ]; then log "error: --pretrain_config needs --pretrain_set"; exit 2; fi
+    if [ -z "${pretrain_valid_set}" ]; then pretrain_valid_set=${valid_set}; fi
+fi
 # model_file NAME: the weights stage 7 diarizes with
 model_file() {
     if [ "$1" = diarizen ]; then echo "${diarizen_dir}/model.pth"
@@ -362,7 +378,8 @@ fi
 
 # -------------------------------------------------------------------------------------------
 if in_range 1; then
-    if [ -f "${datadir}/${train_set}/wav.scp" ] && ! redo_stage 1; then
+    if [ -f "${datadir}/${train_set}/wav.scp" ] && ! redo_stage 1 && { [ -z "${pretrain_set}" ] \
+        || [ -f "${datadir}/${pretrain_set}/wav.scp" ]; }; then
         log "Stage 1: skipped (${datadir}/${train_set}/wav.scp exists)"
     else
         begin_stage 1 "data preparation: local/data.sh ${local_data_opts}"
@@ -375,13 +392,17 @@ fi
 if in_range 2; then
     begin_stage 2 "validating and formatting data dirs into ${dumpdir}/"
     ran=false
-    for dset in "${train_set}" "${valid_set}" ${test_sets}; do
+    unlabelled_sets=""
+    if [ -n "${pretrain_config}" ]; then unlabelled_sets="${pretrain_set} ${pretrain_valid_set}"; fi
+    for dset in "${train_set}" "${valid_set}" ${test_sets} ${unlabelled_sets}; do
         if [ -f "${dumpdir}/${dset}/reco2dur" ] && ! redo_stage 2; then
             continue
         fi
         require_file "${datadir}/${dset}/wav.scp"
+        labelled=true
+        if [[ " ${unlabelled_sets} " == *" ${dset} "* ]]; then labelled=false; fi
         ${python} -m espnet_prune.bin.validate_data --sample_rate "${sample_rate}" \
-            "${datadir}/${dset}" "${dumpdir}/${dset}"
+            --require_rttm "${labelled}" "${datadir}/${dset}" "${dumpdir}/${dset}"
         ran=true
     done
     if ${ran}; then end_stage; else log "Stage 2: skipped (${dumpdir}/*/reco2dur exist)"; fi
@@ -433,10 +454,33 @@ elif in_range 3; then
                     --preset "${wavlm_preset}" --overrides "${wavlm_preset_overrides}" \
                     --output "${wavlm_init}"
             fi
+            teacher_init=${wavlm_init}
+            if [ -n "${pretrain_config}" ]; then
+                # self-supervised pre-training of the WavLM on unlabelled audio (resumable;
+                # wavlm.pt is its last output); the teacher fine-tunes the result
+                teacher_init="${pretrain_dir}/wavlm.pt"
+                if [ -f "${teacher_init}" ] && ! redo_stage 3; then
+                    log "WavLM pre-training: done (${teacher_init})"
+                else
+                    require_option pretrain_config "${pretrain_config}"
+                    require_file "${dumpdir}/${pretrain_set}/wav.scp" \
+                        "${dumpdir}/${pretrain_valid_set}/wav.scp"
+                    # shellcheck disable=SC2086
+                    run_trainer "${pretrain_dir}/train.log" espnet_prune.bin.wavlm_pretrain \
+                        --config "${pretrain_config}" --output_dir "${pretrain_dir}" \
+                        --init_wavlm "${wavlm_init}" \
+                        --train_data_path_and_name_and_type \
+                        "${dumpdir}/${pretrain_set}/wav.scp,speech,sound" \
+                        --valid_data_path_and_name_and_type \
+                        "${dumpdir}/${pretrain_valid_set}/wav.scp,speech,sound" \
+                        ${pretrain_args}
+                    require_file "${teacher_init}"
+                fi
+            fi
             # shellcheck disable=SC2086
             run_trainer "${teacher_dir}/train.log" espnet_prune.bin.diar_train \
                 --config "${teacher_config}" --output_dir "${teacher_dir}" "${data_args[@]}" \
-                --frontend_conf path="${wavlm_init}" ${train_args}
+                --frontend_conf path="${teacher_init}" ${train_args}
             ran=true
         fi
     fi

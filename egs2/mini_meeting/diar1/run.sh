@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The embedded mini recipe: simulated meetings, a small random-init WavLM, all stages on CPU.
+# The embedded mini recipe: simulated meetings, a small WavLM pre-trained self-supervised on
+# unlabelled simulated meetings (stage 3, before the teacher), all stages on CPU.
 #   ./run.sh                      full run (stages 1-8)
 #   ./run.sh --stage 7            redo inference and scoring only
 #   ./run.sh --fast true          even smaller corpus and shorter training (CI)
@@ -42,10 +43,12 @@ if [ "${fast}" = true ]; then
     # the test meeting is 618,513 samples: its last 8 s inference window (2 s step) is partial
     # and alone in its batch, the case that once crashed stage 7
     local_data_opts="--num_train 6 --num_dev 1 --num_test 1 --min_duration 30 --max_duration 40"
+    local_data_opts+=" --num_pretrain 2 --num_pretrain_valid 1"
     local_data_opts+=" --test_num_samples 618513"
 else
     conf=conf
-    local_data_opts=""
+    # unlabelled meetings of the train voices for the WavLM's pre-training (conf/pretrain_wavlm.yaml)
+    local_data_opts="--num_pretrain 60 --num_pretrain_valid 3"
 fi
 
 ./diar.sh \
@@ -53,6 +56,8 @@ fi
     --train_set train --valid_set dev --test_sets "test sample" \
     --models "fbank teacher pruned" ${prune_options[@]+"${prune_options[@]}"} \
     --wavlm_init exp/wavlm_init/wavlm_mini.pt --wavlm_preset mini \
+    --pretrain_config "${conf}/pretrain_wavlm.yaml" \
+    --pretrain_set pretrain --pretrain_valid_set pretrain_valid \
     --fbank_config "${conf}/train_fbank.yaml" \
     --teacher_config "${conf}/train_teacher.yaml" \
     --prune_config "${conf}/prune_s80.yaml" \

@@ -5,6 +5,10 @@ Everything is generated locally and deterministically (fixed seed, fixed order o
 calls in one process), so the recipe needs no download. Speakers are espeak-ng voice variants
 with their own language/pitch/range/rate; the variant sets of train, dev and test are disjoint.
 The real two-speaker ``sample.wav`` of the pyannote-audio wheel is added as test set ``sample``.
+With ``--num_pretrain N``, N more meetings of the train voices (drawn after everything else
+with their own seed, so the other sets do not change) form the unlabelled set ``pretrain``
+(``wav.scp`` only) for self-supervised pre-training, and ``--num_pretrain_valid`` more its
+held-out set ``pretrain_valid``.
 """
 
 from __future__ import annotations
@@ -188,6 +192,17 @@ def simulate_meeting(synth, speakers, rng, min_duration, max_duration, noise, ov
     return mix.astype(np.float32), segments, chosen, duration
 
 
+def write_unlabelled_split(out_dir: Path, wav_dir: Path, recordings):
+    """Audio and ``wav.scp`` only: no RTTM/UEM exists to be used by mistake."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "wav.scp", "w") as scp:
+        for rec_id, audio, _, _ in recordings:
+            path = (wav_dir / f"{rec_id}.wav").resolve()
+            sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+            scp.write(f"{rec_id} {path}\n")
+
+
 def write_split(out_dir: Path, wav_dir: Path, recordings):
     out_dir.mkdir(parents=True, exist_ok=True)
     wav_dir.mkdir(parents=True, exist_ok=True)
@@ -248,6 +263,11 @@ def get_parser():
         "inference window is partial",
     )
     parser.add_argument("--no_sample", action="store_true", help="skip the pyannote sample set")
+    parser.add_argument("--num_pretrain", type=int, default=0,
+                        help="unlabelled meetings of the train voices (set 'pretrain')")
+    parser.add_argument("--num_pretrain_valid", type=int, default=0,
+                        help="held-out unlabelled meetings of the train voices "
+                        "('pretrain_valid')")
     return parser
 
 
@@ -287,6 +307,24 @@ def main(argv=None):
             f"{np.mean(ratios) if ratios else 0:.3f}, {len(speakers)} voice variants",
             flush=True,
         )
+    if args.num_pretrain or args.num_pretrain_valid:
+        # its own generator: the labelled sets above are the same with or without it
+        pretrain_rng = np.random.default_rng(args.seed + 1)
+        train_speakers = [Speaker(**s) for s in summary["train"]["speakers"]]
+        for split, count in (("pretrain", args.num_pretrain),
+                             ("pretrain_valid", args.num_pretrain_valid)):
+            recordings, total = [], 0.0
+            for index in range(count):
+                audio, segments, chosen, duration = simulate_meeting(
+                    synth, train_speakers, pretrain_rng, args.min_duration,
+                    args.max_duration, args.noise, (args.min_overlap, args.max_overlap))
+                recordings.append((f"mm_{split}_{index:03d}", audio, segments, chosen))
+                total += duration
+            write_unlabelled_split(args.data_dir / split, args.wav_dir / split, recordings)
+            summary[split] = {"recordings": count, "hours": round(total / 3600, 3),
+                              "voices": "train", "labels": "none"}
+            print(f"{split}: {count} unlabelled meetings, {total / 60:.1f} min, the train "
+                  "voices", flush=True)
     if not args.no_sample:
         write_sample_set(args.data_dir / "sample")
     args.wav_dir.mkdir(parents=True, exist_ok=True)
