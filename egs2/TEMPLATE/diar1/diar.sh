@@ -42,7 +42,7 @@ prune_from=finetuned # what is pruned: finetuned (the teacher's WavLM, the paper
                      # the DPHuBERT order), or both ("finetuned pretrained")
 sparsities=""        # target sparsities in % ("80 90"): one pruned model per order and
                      # sparsity; "" = the target of --prune_config
-pretrained_wavlm=""  # the pre-trained WavLM that --prune_from pretrained prunes
+pretrained_wavlm=""  # the pre-trained WavLM that --prune_from pretrained prunes (see --help)
                      # (default: the teacher's starting point, --wavlm_init)
 fbank_config=""      # baseline: same EEND model with an 80-dim fbank frontend
 teacher_config=""    # WavLM (frontend wavlm_prunable) + Conformer: fine-tuning = the teacher
@@ -100,7 +100,8 @@ Options:
   --models               subset of "fbank teacher pruned" (default "${models}")
   --prune_from           finetuned|pretrained|"finetuned pretrained" (default ${prune_from})
   --sparsities           target sparsities in % (e.g. "80 90"; default: --prune_config's)
-  --pretrained_wavlm     WavLM pruned by --prune_from pretrained (default: --wavlm_init)
+  --pretrained_wavlm     WavLM pruned by --prune_from pretrained (default: the teacher's start,
+                         stage 3's pre-trained WavLM with --pretrain_config, else --wavlm_init)
   --fbank_config, --teacher_config, --prune_config, --distill_config, --finetune_config,
   --inference_config     configuration files of the stages
   --wavlm_init           WavLM checkpoint of the teacher (made by wavlm_convert)
@@ -297,12 +298,16 @@ model_dir() {
         diarizen_finetuned) echo "${diarizen_finetuned_dir}" ;;
         *) echo "${expdir}/$1" ;; esac
 }
-# the pre-trained WavLM that --prune_from pretrained prunes: asked when stage 4 runs, so that
-# it is the WavLM the teacher started from by then
-pretrained_wavlm_file() { echo "${pretrained_wavlm:-${wavlm_init}}"; }
+pretrain_dir="${expdir}/wavlm_pretrain"
+# the pre-trained WavLM that --prune_from pretrained prunes: the one the teacher starts from
+# (stage 3's self-supervised pre-training when --pretrain_config is given, else --wavlm_init)
+pretrained_wavlm_file() {
+    if [ -n "${pretrained_wavlm}" ]; then echo "${pretrained_wavlm}"
+    elif [ -n "${pretrain_config}" ]; then echo "${pretrain_dir}/wavlm.pt"
+    else echo "${wavlm_init}"; fi
+}
 # the trainer's last act is averaging the best checkpoints: that file marks a finished run
 final_model=valid.loss.ave.pth
-pretrain_dir="${expdir}/wavlm_pretrain"
 if [ -n "${pretrain_config}" ]; then
     if [ -z "${pretrain_set}" ]; then log "error: --pretrain_config needs --pretrain_set"; exit 2; fi
     if [ -z "${pretrain_valid_set}" ]; then pretrain_valid_set=${valid_set}; fi
