@@ -65,3 +65,21 @@ def run_module(args, cwd, timeout=900):
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
+
+
+def cli_error(capsys, main, argv) -> str:
+    """Run a CLI like ``python -m``; assert exit 2, one ``error:`` line on stderr and no
+    traceback; return the line."""
+    import pytest
+
+    from espnet_prune.utils.cli import run_main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, [str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]

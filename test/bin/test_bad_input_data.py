@@ -37,25 +37,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
+from diar_fixtures import cli_error
 
 from espnet_prune.bin import diar_inference, diar_score, validate_data
 from espnet_prune.infer import run
 from espnet_prune.utils import rttm as rttm_module
-from espnet_prune.utils.cli import run_main
 from espnet_prune.utils.rttm import RttmSegment, write_rttm
-
-
-def cli_error(capsys, main, argv) -> str:
-    """Run a CLI like ``python -m``; assert exit 2 and one ``error:`` line; return the line."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(main, [str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def write_scp(root: Path, keys: list[str], data=None, subtype="PCM_16") -> Path:

@@ -46,28 +46,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from diar_fixtures import cli_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from espnet_prune.bin import diar_inference, diar_plda, diar_score, make_results, validate_data
 from espnet_prune.errors import CheckpointError, DataError
 from espnet_prune.infer.pipeline import InferenceConfig
-from espnet_prune.utils.cli import run_main
 from espnet_prune.utils.rttm import RttmSegment, write_rttm
 
 RATE = 16000
-
-
-def cli_error(capsys, main, argv) -> str:
-    """Run a CLI like ``python -m``; assert exit 2 and one ``error:`` line; return the line."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(main, [str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def write_scp(root: Path, seconds: float = 1.0) -> Path:
