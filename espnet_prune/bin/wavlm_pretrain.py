@@ -25,7 +25,7 @@ from espnet_prune.utils.cli import run_main
 
 def main(argv: list[str] | None = None) -> int:
     import espnet_prune  # noqa: F401  (registers the plugin into s3prl/ESPnet)
-    from espnet_prune.tasks.model_file import parse_task_args
+    from espnet_prune.diar.model_file import parse_task_args
     from espnet_prune.tasks.wavlm_pretrain import WavLMPretrainTask
 
     parser = WavLMPretrainTask.get_parser()

@@ -340,8 +340,9 @@ def inference(device: str, size: dict, work: Path, teacher: Path) -> dict:
     free_memory(device)
     synchronize(device)
     start = time.perf_counter()
-    segments = diarize(str(teacher / "1epoch.pth"), str(wav_scp), str(work / "inference"),
-                       train_config=str(teacher / "config.yaml"), config=str(config),
+    segments = diarize(str(teacher / "1epoch.pth"), str(work / "inference"),
+                       wav_scp=str(wav_scp), train_config=str(teacher / "config.yaml"),
+                       config=str(config),
                        ngpu=1 if device == "cuda" else 0, no_progress=True)
     synchronize(device)
     wall = time.perf_counter() - start

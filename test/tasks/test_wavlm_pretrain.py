@@ -69,7 +69,7 @@ def pretrained(tmp_path_factory):
 
 
 def reporter_stats(exp):
-    from espnet_prune.tasks.model_file import read_run_state
+    from espnet_prune.diar.model_file import read_run_state
 
     return read_run_state(exp / "checkpoint.pth")["reporter"]["stats"]
 
