@@ -204,3 +204,53 @@ def test_an_upward_import_is_caught():
 
 def test_nothing_but_the_command_lines_imports_them():
     assert offending_imports(PACKAGE, (f"{PACKAGE}.bin",), exempt=f"{PACKAGE}.bin") == []
+
+
+def top_level_names(module: str) -> set[str]:
+    """Names a module defines or imports at its top level (what ``from module import x``
+    can take), found without importing it."""
+    path = MODULES[module]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    if "__getattr__" in names:  # a lazy facade: the string keys of its module-level tables
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+                names.update(key.value for key in node.value.keys
+                             if isinstance(key, ast.Constant) and isinstance(key.value, str))
+    return names
+
+
+def unresolved_imports(roots: list[Path]) -> list[str]:
+    """``from espnet_prune.x import y`` statements (lazy ones included) whose module or name
+    does not exist: a moved module leaves such imports behind in function bodies, which no
+    import of the package would notice."""
+    found = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                        and node.module.split(".")[0] == PACKAGE):
+                    continue
+                if node.module not in MODULES:
+                    found.append(f"{path}:{node.lineno}: no module {node.module}")
+                    continue
+                for alias in node.names:
+                    if (f"{node.module}.{alias.name}" not in MODULES
+                            and alias.name not in top_level_names(node.module)):
+                        found.append(f"{path}:{node.lineno}: {node.module} has no {alias.name}")
+    return found
+
+
+def test_every_project_import_resolves():
+    repo = ROOT.parent
+    assert unresolved_imports([ROOT, repo / "test", repo / "egs2"]) == []
