@@ -347,7 +347,7 @@ def inference(device: str, size: dict, work: Path, teacher: Path) -> dict:
     synchronize(device)
     wall = time.perf_counter() - start
     return {"ran": True, "ngpu": 1 if device == "cuda" else 0,
-            "audio_seconds": audio_seconds, "wall_seconds": round(wall, 3),
+            "audio_seconds": audio_seconds, "wall_seconds": wall,
             "rtf": wall / audio_seconds, "recordings": len(segments),
             "segments": sum(len(s) for s in segments.values()),
             "settings": dict(size["inference"], embedding="resemblyzer", clustering="ahc")}

@@ -44,8 +44,11 @@ def test_prune_from_pretrained_and_sparsities(tmp_path):
         shutil.move(path, hidden / path.parent.name / path.name)
     out = ok(run(work, "--stage", "4", "--stop_stage", "5", "--models", "pruned",
                  "--prune_from", "pretrained", "--sparsities", "80 90"))
-    assert "pruned_pt: pruning the pre-trained WavLM exp/wavlm_init/wavlm_mini.pt on" in out
-    pretrained = load_wavlm(work / "exp" / "wavlm_init" / "wavlm_mini.pt").state_dict()
+    # the mini recipe pre-trains its WavLM in stage 3: that is the WavLM this order prunes
+    assert "pruned_pt: pruning the pre-trained WavLM exp/wavlm_pretrain/wavlm.pt on" in out
+    pretrained = load_wavlm(work / "exp" / "wavlm_pretrain" / "wavlm.pt").state_dict()
+    teacher_start = yaml.safe_load((exp / "teacher" / "config.yaml").read_text())
+    assert teacher_start["frontend_conf"]["path"] == "exp/wavlm_pretrain/wavlm.pt"
     for name, target in (("prune_pt", 0.8), ("prune_pt_s90", 0.9)):
         config = yaml.safe_load((exp / name / "config.yaml").read_text())
         assert config["unlabelled_data"] is True
