@@ -5,7 +5,6 @@ parametrised name, e.g. ``test_masked_equals_pruned[base-units0]``): a failure r
 test runs alone. The seed is in the test report (``record_property``) and in failure messages.
 """
 
-import zlib
 
 import pytest
 import torch
@@ -19,13 +18,8 @@ LARGE = dict(hidden_size=1024, num_attention_heads=16, intermediate_size=4096,
              do_stable_layer_norm=True, feat_extract_norm="layer")
 
 
-@pytest.fixture(autouse=True)
-def seed(request, record_property) -> int:
-    """The test's fixed seed (crc32 of its id), set on torch's global RNG."""
-    value = zlib.crc32(request.node.name.encode())
-    torch.manual_seed(value)
-    record_property("seed", value)
-    return value
+# every test here draws from a fixed, reported seed (conftest.py)
+pytestmark = pytest.mark.usefixtures("seed")
 
 
 def _hf_model(cls, cfg_cls, tmp_path, **kw):

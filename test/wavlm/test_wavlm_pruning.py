@@ -5,7 +5,6 @@ parametrised name, e.g. ``test_masked_equals_pruned[base-units0]``): a failure r
 test runs alone. The seed is in the test report (``record_property``) and in failure messages.
 """
 
-import zlib
 
 import pytest
 import torch
@@ -15,14 +14,8 @@ from espnet_prune.errors import ConfigError
 from espnet_prune.wavlm import PRUNING_UNITS, WavLM, load_wavlm, save_wavlm, wavlm_config
 from espnet_prune.wavlm.hardconcrete import HardConcrete
 
-
-@pytest.fixture(autouse=True)
-def seed(request, record_property) -> int:
-    """The test's fixed seed (crc32 of its id), set on torch's global RNG."""
-    value = zlib.crc32(request.node.name.encode())
-    torch.manual_seed(value)
-    record_property("seed", value)
-    return value
+# every test here draws from a fixed, reported seed (conftest.py)
+pytestmark = pytest.mark.usefixtures("seed")
 
 
 def tiny(layout: str) -> WavLM:
