@@ -28,6 +28,8 @@ SPEED_KEY = "seconds_per_audio_second"
 MODEL_DESCRIPTIONS = {
     "fbank": "fbank baseline (80-dim fbank + Conformer)",
     "teacher": "WavLM + Conformer, fine-tuned (teacher)",
+    "teacher_nopretrain": "the teacher's WavLM + Conformer fine-tuned from the WavLM's starting "
+                          "checkpoint, without the recipe's self-supervised pre-training",
     "diarizen": "released DiariZen model, imported as is (diar.sh --init_from_diarizen)",
     "diarizen_finetuned": "released DiariZen model, fine-tuned on this recipe's train set",
 }
@@ -313,6 +315,7 @@ def render_markdown(title, scores, details, test_sets, command, wall, macro=None
 PLOT_STYLE = {
     "fbank": ("tab:gray", "s"),
     "teacher": ("black", "*"),
+    "teacher_nopretrain": ("tab:gray", "*"),
     "finetuned": ("tab:blue", "o"),
     "pretrained": ("tab:orange", "^"),
 }

@@ -2,7 +2,8 @@
 configs: ``--prune_from pretrained`` distils the pre-trained WavLM on the training audio alone
 (stages 4-5 run with the train/dev RTTM and UEM removed), fine-tunes the pruned WavLM (stage 6)
 and scores it as its own model; ``--sparsities "80 90"`` gives one model per order and target,
-and stage 8 one RESULTS.md row each plus exp/results.png."""
+and stage 8 one RESULTS.md row each plus exp/results.png.  The model teacher_nopretrain is
+the teacher's fine-tuning of the WavLM's starting point, stage 3's pre-training skipped."""
 
 from __future__ import annotations
 
@@ -34,7 +35,14 @@ def ok(proc):
 def test_prune_from_pretrained_and_sparsities(tmp_path):
     work = make_work_dir(tmp_path)
     exp = work / "exp"
-    ok(run(work, "--stop_stage", "3", "--models", "teacher"))
+    ok(run(work, "--stop_stage", "3", "--models", "teacher teacher_nopretrain"))
+    # the teacher without pre-training starts from --wavlm_init, the teacher from stage 3's
+    # pre-trained WavLM (which is not --wavlm_init any more)
+    assert yaml.safe_load((exp / "teacher_nopretrain" / "config.yaml").read_text())[
+        "frontend_conf"]["path"] == "exp/wavlm_init/wavlm_mini.pt"
+    init = load_wavlm(exp / "wavlm_init" / "wavlm_mini.pt").state_dict()
+    assert not all(torch.equal(init[k], v) for k, v in
+                   load_wavlm(exp / "wavlm_pretrain" / "wavlm.pt").state_dict().items())
 
     # stages 4-5 of the pre-trained order with no annotation of train/dev on disk
     hidden = tmp_path / "hidden"
@@ -66,7 +74,7 @@ def test_prune_from_pretrained_and_sparsities(tmp_path):
         shutil.move(hidden / path.parent.name / path.name, path)
 
     # the rest: the fine-tuned order's pruning, every fine-tuning, inference, scoring
-    out = ok(run(work, "--stage", "4", "--models", "teacher pruned",
+    out = ok(run(work, "--stage", "4", "--models", "teacher teacher_nopretrain pruned",
                  "--prune_from", "finetuned pretrained", "--sparsities", "80 90"))
     assert "Stage 4: skipped (pruned_pt:" in out and "Stage 5: skipped (pruned_pt_s90:" in out
     assert yaml.safe_load((exp / "prune_s90" / "config.yaml").read_text())[
@@ -75,7 +83,10 @@ def test_prune_from_pretrained_and_sparsities(tmp_path):
         config = yaml.safe_load((exp / name / "config.yaml").read_text())
         assert config["frontend_conf"]["path"] == f"exp/prune{name[6:]}/wavlm_pruned.pt"
     scores = json.loads((exp / "scores.json").read_text())
-    assert list(scores) == ["teacher", *PRUNED]
+    assert list(scores) == ["teacher", "teacher_nopretrain", *PRUNED]
+    # the same WavLM structure as the teacher's, scored as its own model
+    assert (scores["teacher_nopretrain"]["test"]["params"]
+            == scores["teacher"]["test"]["params"])
     # each pruned for real to its own target (CI-sized runs take a few steps, so the reached
     # sparsity is small: the targets are checked, the sizes only against the teacher)
     for name in PRUNED:
@@ -83,6 +94,7 @@ def test_prune_from_pretrained_and_sparsities(tmp_path):
         assert summary["target_sparsity"] == (0.9 if name.endswith("_s90") else 0.8), name
         assert 0 < scores[name]["test"]["params"] < scores["teacher"]["test"]["params"], name
     results = (work / "RESULTS.md").read_text()
+    assert "without the recipe's self-supervised pre-training" in results
     for name in PRUNED:
         row = next(line for line in results.splitlines() if line.startswith(f"|{name}|"))
         assert row.endswith("|prune -> fine-tune|" if "_pt" in name else "|fine-tune -> prune|")

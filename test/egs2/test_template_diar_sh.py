@@ -98,6 +98,8 @@ def test_invalid_data_stops_in_stage_2(recipe):
         (["--sparsities", "80 100"], "--sparsities: 100 is not between 1 and 99"),
         (["--sparsities", "90 090"], "--sparsities names a target twice"),
         (["--pretrain_config", "conf/pretrain.yaml"], "--pretrain_config needs --pretrain_set"),
+        (["--models", "teacher teacher_nopretrain"],
+         "model teacher_nopretrain needs --pretrain_config"),
     ],
 )
 def test_bad_options(recipe, args, message):

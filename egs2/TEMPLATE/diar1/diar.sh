@@ -35,7 +35,8 @@ test_sets="test"
 sample_rate=16000
 
 # Models ("fbank teacher pruned" or any subset; "pruned" = every pruned model that
-# --prune_from and --sparsities ask for, see "Pruned models" in --help)
+# --prune_from and --sparsities ask for, see "Pruned models" in --help; with --pretrain_config
+# also teacher_nopretrain: the teacher fine-tuned from --wavlm_init without the pre-training)
 models="fbank teacher pruned"
 prune_from=finetuned # what is pruned: finetuned (the teacher's WavLM, the paper's order),
                      # pretrained (the pre-trained WavLM on unlabelled audio, fine-tuned after:
@@ -97,7 +98,10 @@ Options:
   --nj                   parallel inference jobs (default ${nj})
   --gpu_inference        true|false (default ${gpu_inference})
   --train_set, --valid_set, --test_sets  data set names (default ${train_set} ${valid_set} "${test_sets}")
-  --models               subset of "fbank teacher pruned" (default "${models}")
+  --models               subset of "fbank teacher pruned" (default "${models}"); with
+                         --pretrain_config also teacher_nopretrain: the teacher's config
+                         fine-tuning --wavlm_init itself, stage 3's pre-training skipped
+                         (what the pre-training gains), in ${expdir}/teacher_nopretrain
   --prune_from           finetuned|pretrained|"finetuned pretrained" (default ${prune_from})
   --sparsities           target sparsities in % (e.g. "80 90"; default: --prune_config's)
   --pretrained_wavlm     WavLM pruned by --prune_from pretrained (default: the teacher's start,
@@ -206,7 +210,7 @@ if [ -n "${init_from_diarizen}" ]; then
     kept=""
     for name in ${models}; do
         case "${name}" in diarizen|diarizen_finetuned) kept+=" ${name}" ;;
-            fbank|teacher|pruned) ;;
+            fbank|teacher|teacher_nopretrain|pruned) ;;
             *) log "error: unknown model '${name}' in --models (diarizen, diarizen_finetuned)"
                exit 2 ;;
         esac
@@ -224,9 +228,17 @@ else
     for name in ${models}; do
         case "${name}" in fbank|teacher) expanded+=" ${name}" ;;
             pruned) expanded+=" ${pruned_models}" ;;
+            teacher_nopretrain)
+                if [ -z "${pretrain_config}" ]; then
+                    log "error: model teacher_nopretrain needs --pretrain_config (without" \
+                        "pre-training the teacher itself starts from --wavlm_init)"
+                    exit 2
+                fi
+                expanded+=" ${name}" ;;
             diarizen|diarizen_finetuned)
                 log "error: model '${name}' in --models needs --init_from_diarizen"; exit 2 ;;
-            *) log "error: unknown model '${name}' in --models (fbank, teacher, pruned)"
+            *) log "error: unknown model '${name}' in --models (fbank, teacher, pruned," \
+                   "teacher_nopretrain)"
                exit 2 ;;
         esac
     done
@@ -289,6 +301,7 @@ in_range() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 pyscripts="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/pyscripts"
 fbank_dir="${expdir}/fbank"
 teacher_dir="${expdir}/teacher"
+teacher_nopretrain_dir="${expdir}/teacher_nopretrain"
 prune_dir="${expdir}/prune"  # the pruning run of the model "pruned"
 # prune_dir_of NAME: the pruning run of a pruned model (pruned_pt_s90 -> exp/prune_pt_s90)
 prune_dir_of() { echo "${expdir}/prune${1#pruned}"; }
@@ -305,6 +318,24 @@ pretrained_wavlm_file() {
     if [ -n "${pretrained_wavlm}" ]; then echo "${pretrained_wavlm}"
     elif [ -n "${pretrain_config}" ]; then echo "${pretrain_dir}/wavlm.pt"
     else echo "${wavlm_init}"; fi
+}
+# the teacher's starting point --wavlm_init; a random init of --wavlm_preset if it is missing
+make_wavlm_init() {
+    if [ -z "${wavlm_init}" ]; then
+        log "error: --wavlm_init (the WavLM checkpoint of the teacher) is required"
+        exit 2
+    fi
+    if [ ! -f "${wavlm_init}" ]; then
+        if [ -z "${wavlm_preset}" ]; then
+            log "error: ${wavlm_init} does not exist; convert a WavLM checkpoint with"
+            log "  python -m espnet_prune.bin.wavlm_convert, or give --wavlm_preset"
+            exit 1
+        fi
+        log "creating ${wavlm_init}: random init of preset ${wavlm_preset}"
+        ${python} "${pyscripts}/make_wavlm_init.py" \
+            --preset "${wavlm_preset}" --overrides "${wavlm_preset_overrides}" \
+            --output "${wavlm_init}"
+    fi
 }
 # the trainer's last act is averaging the best checkpoints: that file marks a finished run
 final_model=valid.loss.ave.pth
@@ -425,7 +456,8 @@ if in_range 3 && [ -n "${init_from_diarizen}" ]; then
         end_stage
     fi
 elif in_range 3; then
-    begin_stage 3 "training: $(for m in fbank teacher; do has_model $m && printf '%s ' $m; done)"
+    begin_stage 3 "training: $(for m in fbank teacher teacher_nopretrain; do
+        has_model $m && printf '%s ' $m; done)"
     ran=false
     if has_model fbank; then
         if [ -f "${fbank_dir}/${final_model}" ] && ! redo_stage 3; then
@@ -444,21 +476,7 @@ elif in_range 3; then
             log "teacher: done (${teacher_dir}/${final_model})"
         else
             require_option teacher_config "${teacher_config}"
-            if [ -z "${wavlm_init}" ]; then
-                log "error: --wavlm_init (the WavLM checkpoint of the teacher) is required"
-                exit 2
-            fi
-            if [ ! -f "${wavlm_init}" ]; then
-                if [ -z "${wavlm_preset}" ]; then
-                    log "error: ${wavlm_init} does not exist; convert a WavLM checkpoint with"
-                    log "  python -m espnet_prune.bin.wavlm_convert, or give --wavlm_preset"
-                    exit 1
-                fi
-                log "creating ${wavlm_init}: random init of preset ${wavlm_preset}"
-                ${python} "${pyscripts}/make_wavlm_init.py" \
-                    --preset "${wavlm_preset}" --overrides "${wavlm_preset_overrides}" \
-                    --output "${wavlm_init}"
-            fi
+            make_wavlm_init
             teacher_init=${wavlm_init}
             if [ -n "${pretrain_config}" ]; then
                 # self-supervised pre-training of the WavLM on unlabelled audio (resumable;
@@ -486,6 +504,19 @@ elif in_range 3; then
             run_trainer "${teacher_dir}/train.log" espnet_prune.bin.diar_train \
                 --config "${teacher_config}" --output_dir "${teacher_dir}" "${data_args[@]}" \
                 --frontend_conf path="${teacher_init}" ${train_args}
+            ran=true
+        fi
+    fi
+    if has_model teacher_nopretrain; then
+        if [ -f "${teacher_nopretrain_dir}/${final_model}" ] && ! redo_stage 3; then
+            log "teacher without pre-training: done (${teacher_nopretrain_dir}/${final_model})"
+        else
+            require_option teacher_config "${teacher_config}"
+            make_wavlm_init
+            # shellcheck disable=SC2086
+            run_trainer "${teacher_nopretrain_dir}/train.log" espnet_prune.bin.diar_train \
+                --config "${teacher_config}" --output_dir "${teacher_nopretrain_dir}" \
+                "${data_args[@]}" --frontend_conf path="${wavlm_init}" ${train_args}
             ran=true
         fi
     fi
@@ -674,6 +705,8 @@ if in_range 8; then
         case "$1" in
             teacher) if [ -f "${prune_dir}/wavlm_teacher.pt" ]; then
                          echo "${prune_dir}/wavlm_teacher.pt"; else echo "${wavlm_init}"; fi ;;
+            # fine-tuning changes no structure: the size and speed of its starting point
+            teacher_nopretrain) echo "${wavlm_init}" ;;
             # fine-tuning changes no structure, so both report the released WavLM's size
             diarizen|diarizen_finetuned) echo "${diarizen_dir}/wavlm.pt" ;;
             *) echo "$(prune_dir_of "$1")/wavlm_pruned.pt" ;;
