@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs2" / "mini_meeting" / "diar1"
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "diar1"
-MODELS = ("fbank", "teacher", "pruned")
+MODELS = ("fbank", "teacher", "pruned", "pruned_pt")
 TEST_SETS = ("test", "sample")
 
 
@@ -120,9 +120,13 @@ def test_mini_meeting_end_to_end(tmp_path):
             assert isinstance(entry["der"], float) and 0.0 <= entry["der"] < 1.0, entry
             assert isinstance(entry["jer"], float)
     assert scores["pruned"]["test"]["params"] < scores["teacher"]["test"]["params"]
+    # the default run prunes in both orders (the DPHuBERT order: the pre-trained WavLM)
+    assert (exp / "prune_pt" / "wavlm_pruned.pt").is_file()
+    assert scores["pruned_pt"]["test"]["params"] < scores["teacher"]["test"]["params"]
     assert scores["fbank"]["test"]["params"] == 0
     results = (work / "RESULTS.md").read_text()
     assert "## Environments" in results and "|teacher|" in results and "- wall time:" in results
+    assert "|prune -> fine-tune|" in results and "|fine-tune -> prune|" in results
 
     # stage 9: one archive per model, loadable from anywhere, with the recipe's inference
     # settings (conf/inference.yaml: 2 s step) and a card naming the run.sh command
