@@ -330,6 +330,7 @@ def plot_results(scores: dict, details: dict, test_sets: list[str], macro: dict 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     panels = [(dset, {n: scores[n][dset]["der"] for n in scores}) for dset in test_sets]
     if macro is not None:
@@ -352,6 +353,7 @@ def plot_results(scores: dict, details: dict, test_sets: list[str], macro: dict 
         ax.set_xlabel("WavLM GMACs per second of audio", fontsize=8)
         ax.set_ylabel("DER (%)", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels must not collide
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     if title:

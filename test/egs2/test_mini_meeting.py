@@ -124,6 +124,8 @@ def test_mini_meeting_end_to_end(tmp_path):
     assert (exp / "prune_pt" / "wavlm_pruned.pt").is_file()
     assert scores["pruned_pt"]["test"]["params"] < scores["teacher"]["test"]["params"]
     assert scores["fbank"]["test"]["params"] == 0
+    # the mini run.sh times 30 forwards per WavLM (diar.sh's default: 5), see its comment
+    assert len(json.loads((exp / "teacher" / "wavlm_bench.json").read_text())["times"]) == 30
     results = (work / "RESULTS.md").read_text()
     assert "## Environments" in results and "|teacher|" in results and "- wall time:" in results
     assert "|prune -> fine-tune|" in results and "|fine-tune -> prune|" in results

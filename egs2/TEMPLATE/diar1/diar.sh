@@ -65,6 +65,7 @@ distill_args=""      # extra arguments of diar_distill
 inference_args=""    # extra arguments of diar_inference
 collar=0             # scoring collar (total width, pyannote convention)
 bench_seconds=8      # audio length of the CPU speed measurement in stage 8
+bench_runs=5         # its timed forwards per model (the median counts)
 results_title=""     # title of RESULTS.md
 macro_average=false  # true: RESULTS.md and ${expdir}/macro_der.json get the macro average
 skip_packing=false   # true: no stage 9 (one archive per model in ${expdir}/packed)
@@ -120,6 +121,8 @@ Options:
   --train_args, --prune_args, --distill_args, --inference_args  extra CLI arguments
   --local_data_opts      options of local/data.sh
   --collar               scoring collar in seconds (default ${collar})
+  --bench_seconds, --bench_runs  stage 8's CPU speed measurement: seconds of audio per forward
+                         (default ${bench_seconds}) and timed forwards per model (default ${bench_runs})
   --macro_average        true|false (default ${macro_average}): macro average over the test sets
   --skip_packing         true|false (default ${skip_packing}): skip stage 9 (diar_pack: config.yaml,
                          model, inference.yaml, RESULTS.md, model card README.md per model)
@@ -742,7 +745,7 @@ if in_range 8; then
         if stale "${mdir}/wavlm_bench.json" "${ckpt}"; then
             start_stage_8
             ${python} -m espnet_prune.bin.wavlm_bench --checkpoint "${ckpt}" --threads 1 \
-                --seconds "${bench_seconds}" --batch_size 4 --runs 5 \
+                --seconds "${bench_seconds}" --batch_size 4 --runs "${bench_runs}" \
                 --json "${mdir}/wavlm_bench.json"
         fi
     done
