@@ -4,8 +4,10 @@ RTTM), with the chunked data pipeline and trainer of the other tasks (resume, DD
 averaging).
 
 Before the trainer starts, the k-means codebook of the targets is fitted once on the training
-audio and kept in ``<output_dir>/kmeans.npy`` (reused on resume).  After training, the WavLM
-of the averaged best checkpoints is written as ``<output_dir>/wavlm.pt``
+audio, by one process of a multi-process run (the others wait for it), and kept in
+``<output_dir>/kmeans.npy`` (reused on resume).  After training, the export process (as for
+pruning: rank 0, or node 0's parent) writes the WavLM of the averaged best checkpoints as
+``<output_dir>/wavlm.pt``
 (:func:`espnet_prune.wavlm.save_wavlm`): the same format as ``wavlm_convert``'s output, so it
 is the ``frontend_conf.path`` of a diarization teacher and prunes the same way.
 """
@@ -24,6 +26,7 @@ from espnet2.utils.types import int_or_none
 
 from espnet_prune.diar.data import Chunk, make_chunks
 from espnet_prune.errors import CheckpointError, ConfigError
+from espnet_prune.prune.model import is_export_process
 from espnet_prune.ssl.model import MaskedPredictionModel
 from espnet_prune.ssl.targets import (
     KMeansQuantizer,
@@ -160,6 +163,42 @@ def fit_target_codebook(args: argparse.Namespace) -> Path:
     return path
 
 
+def fits_the_codebook(args: argparse.Namespace) -> bool:
+    """Before training: whether this process fits the codebook.  Exactly one does (the only
+    process; the parent of node 0 when ESPnet spawns the ranks; rank 0 of an external launch
+    such as ``espnet2.bin.launch`` or torchrun, where every rank runs ``main``): k-means run
+    in several processes could give ranks different targets for the same frames."""
+    import copy
+
+    from espnet2.train.distributed_utils import get_node_rank, get_rank, resolve_distributed_mode
+
+    mode = copy.copy(args)  # ESPnet resolves the mode again on the real args
+    resolve_distributed_mode(mode)
+    if not mode.distributed:
+        return True
+    if mode.multiprocessing_distributed:
+        return (get_node_rank(mode.dist_rank, mode.dist_launcher) or 0) == 0
+    return (get_rank(mode.dist_rank, mode.dist_launcher) or 0) == 0
+
+
+def wait_for_codebook(args: argparse.Namespace, timeout: float = 3600.0,
+                      poll: float = 1.0) -> Path:
+    """The other processes wait until the fitting process has written the codebook (it is
+    written by an atomic rename, so a file that exists is whole)."""
+    import time
+
+    path = kmeans_path(args)
+    deadline = time.monotonic() + timeout
+    if not path.is_file():
+        logging.info("k-means codebook: waiting for %s (fitted by rank 0)", path)
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            raise CheckpointError(f"{path}: the k-means codebook did not appear within "
+                                  f"{timeout:.0f} s (rank 0 fits it; did it fail?)")
+        time.sleep(poll)
+    return path
+
+
 def read_codebook(path: Path) -> np.ndarray:
     try:
         centroids = np.load(path, allow_pickle=False)
@@ -290,6 +329,11 @@ class WavLMPretrainTask(ChunkedDataTask):
         logging.basicConfig(  # the codebook's messages, in ESPnet's format
             level=args.log_level,
             format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-        fit_target_codebook(args)
+        if fits_the_codebook(args):
+            fit_target_codebook(args)
+        else:
+            wait_for_codebook(args)
         super().main(args=args)
+        if not is_export_process(args):  # rank 0 (or node 0's parent) writes wavlm.pt
+            return None
         return export_wavlm(Path(args.output_dir))
