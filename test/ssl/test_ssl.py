@@ -200,3 +200,24 @@ def test_second_iteration_features_are_a_frozen_layer():
     assert torch.equal(layer(wav), expected)
     with pytest.raises(ConfigError, match="outside"):
         WavLMLayerFeatures(wavlm, 9)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "mini", "base_plus", "large", "base_plus_s80"])
+def test_every_preset_trains_with_the_masked_prediction_objective(preset):
+    """A real user continues the pre-training of a converted Base+/Large (or of a pruned
+    structure): one step of the objective on each preset, finite loss, and a gradient on the
+    WavLM's CNN, its transformer and the head (2 s of audio, batch 2)."""
+    torch.manual_seed(0)
+    wav = torch.randn(2, 32000) * 0.1
+    features = MfccFeatures()
+    centroids = np.random.RandomState(0).randn(8, 39).astype(np.float32)
+    model = MaskedPredictionModel(WavLM(wavlm_config(preset)), features,
+                                  KMeansQuantizer(centroids))
+    loss, stats, _ = model(wav, torch.tensor([32000, 24000]))
+    assert torch.isfinite(loss) and 0.0 <= float(stats["acc_masked"]) <= 1.0
+    loss.backward()
+    conv = next(p for n, p in model.wavlm.named_parameters() if "conv" in n)
+    last = [p for n, p in model.wavlm.named_parameters() if "layers" in n][-1]
+    for name, param in (("CNN", conv), ("transformer", last),
+                        ("head", next(model.head.parameters()))):
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
