@@ -12,6 +12,7 @@ layer norm of the pruned model computes.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,17 @@ def masked_layer_norm(x, keep, weight, bias, eps):
     mean = (x * w).sum(-1, keepdim=True) / n
     var = ((x - mean).pow(2) * w).sum(-1, keepdim=True) / n
     return (x - mean) * torch.rsqrt(var + eps) * weight + bias
+
+
+def _linear(in_features: int, out_features: int) -> nn.Linear:
+    """``nn.Linear``; a fully pruned one (no weights: a layer with no head or FFN unit left)
+    without torch's "Initializing zero-element tensors is a no-op" warning, which every
+    load of such a checkpoint would otherwise print."""
+    if in_features and out_features:
+        return nn.Linear(in_features, out_features)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        return nn.Linear(in_features, out_features)
 
 
 def _select(param: torch.Tensor, index: torch.Tensor, dim: int) -> nn.Parameter:
@@ -228,10 +240,10 @@ class SelfAttention(nn.Module):
         self.head_dim = embed_dim // num_heads
         self.kept_heads = list(kept_heads)
         inner = len(self.kept_heads) * self.head_dim
-        self.q_proj = nn.Linear(embed_dim, inner)
-        self.k_proj = nn.Linear(embed_dim, inner)
-        self.v_proj = nn.Linear(embed_dim, inner)
-        self.out_proj = nn.Linear(inner, embed_dim)
+        self.q_proj = _linear(embed_dim, inner)
+        self.k_proj = _linear(embed_dim, inner)
+        self.v_proj = _linear(embed_dim, inner)
+        self.out_proj = _linear(inner, embed_dim)
         self.gru_rel_pos = gru_rel_pos
         if gru_rel_pos:
             self.gru_rel_pos_linear = nn.Linear(self.head_dim, 8)
@@ -312,8 +324,8 @@ class SelfAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, embed_dim, ffn_dim):
         super().__init__()
-        self.intermediate_dense = nn.Linear(embed_dim, ffn_dim)
-        self.output_dense = nn.Linear(ffn_dim, embed_dim)
+        self.intermediate_dense = _linear(embed_dim, ffn_dim)
+        self.output_dense = _linear(ffn_dim, embed_dim)
         self.dropout = nn.Dropout(0.0)
         self.gate: HardConcrete | None = None
 
