@@ -31,7 +31,7 @@ def ok(proc):
     return proc.stdout + proc.stderr
 
 
-# the paper's table at CI size: 6 models through the recipe's stages 3-8 (~5 min on 2 idle
+# the paper's table at CI size: 6 models through the recipe's stages 3-8 (6.7 min on 2 idle
 # cores); CI's rehearsal step runs it, the default suite leaves it out (it must stay <= 15 min)
 @pytest.mark.slow
 @pytest.mark.rehearsal
