@@ -15,6 +15,7 @@ import pytest
 import torch
 from test_wavlm_pretrain import CONFIG, unlabelled_dir
 
+from espnet_prune.errors import CheckpointError
 from espnet_prune.tasks.wavlm_pretrain import fits_the_codebook, wait_for_codebook
 from espnet_prune.wavlm import WavLM, load_wavlm, save_wavlm, wavlm_config
 
@@ -48,7 +49,7 @@ def test_one_process_fits_the_codebook(monkeypatch):
 
 def test_waiting_rank_gets_the_codebook_or_a_clear_error(tmp_path):
     args = argparse.Namespace(kmeans_path=str(tmp_path / "kmeans.npy"), output_dir=None)
-    with pytest.raises(Exception, match="did not appear within 0 s"):
+    with pytest.raises(CheckpointError, match="did not appear within 0 s"):
         wait_for_codebook(args, timeout=0.0, poll=0.01)
     np.save(tmp_path / "kmeans.npy", np.zeros((2, 3)))
     assert wait_for_codebook(args, timeout=0.0) == tmp_path / "kmeans.npy"

@@ -5,7 +5,6 @@ parametrised name, e.g. ``test_masked_equals_pruned[base-units0]``): a failure r
 test runs alone. The seed is in the test report (``record_property``) and in failure messages.
 """
 
-
 import pytest
 import torch
 import transformers
